@@ -1,0 +1,82 @@
+// Package policy loads, evaluates and edits the server's policies.yaml, which
+// says which OpenID identities may log in as which local users.
+//
+//	version: 1
+//	providers:
+//	  corp:                                  # [a-z0-9][a-z0-9_-]*
+//	    issuer: https://sso.example.com      # == the token's iss; http only for loopback
+//	    client_ids: [opkssh]                 # the token's aud must contain one
+//	    expiration: 24h                      # from iat, at most 720h; or "oidc": the token's exp
+//	    ca_file: /etc/opkssh/corp-ca.pem     # optional, absolute
+//	    jwks_file: /etc/opkssh/corp-jwks.json  # optional, absolute: pinned keys
+//	    require_email_verified: true         # default true
+//	    groups_claim: groups                 # default "groups"; dotted path
+//	rules:
+//	  - principals: [root, deploy]           # user names
+//	    provider: corp
+//	    identities:                          # any one matches; exactly one key per entry
+//	      - email: alice@example.com
+//	      - email_domain: example.com
+//	      - sub: "248289761001"
+//	      - group: ssh-admins
+//	      - claim: {name: realm_access.roles, value: admin}
+//	    require: {amr: [mfa]}                # optional; all must be in the token's amr
+//	deny:                                    # identities; provider: NAME limits one to a provider
+//	  - email: mallory@example.com
+//
+// Drop-in files policies.d/*.yaml (same schema, version included; names
+// starting with '.' and other suffixes such as .yml are ignored) are merged
+// after the main file in name order: providers by name (a name defined twice
+// is an error), rules and deny entries appended.
+//
+// # Fail closed
+//
+// Loading is strict: an unknown, duplicate or missing key, a wrong type, an
+// empty list, a YAML anchor or alias, a second YAML document, a file over
+// 4 MiB, a file or directory not owned by a trusted user (root) or writable
+// by group or others (checked on the open descriptor; a symbolic link is
+// followed only inside its own directory), all are errors naming file:line
+// and field, and the caller must then deny every login. A value that would match everybody (an
+// empty value, a domain without a dot, a claim such as iss or aud that every
+// token carries) is an error too. The one exception is a problem inside a
+// single providers.NAME block: that provider goes to Policy.Broken and its
+// rules deny with reason provider_broken, so one bad provider does not lock
+// out the users of the others. Rules and deny entries are never skipped: a
+// skipped deny entry would let someone in.
+//
+// # Matching
+//
+// Evaluate takes the claims of a token the caller has already verified. It
+// refuses a principal that is not 1-32 characters of [A-Za-z0-9_.-]
+// starting with a letter, digit or '_'. A matching deny entry wins over every
+// rule. Then the rules for the token's provider that list the principal
+// (exactly, case-sensitively) are tried in order; the first with a matching
+// identity and all required amr values allows.
+//
+//   - email: the token's email string, equal ignoring ASCII case only (a
+//     non-ASCII lookalike never folds into an ASCII letter).
+//   - email_domain: the part after the last '@' of the token's email, equal
+//     ignoring ASCII case. No subdomain or suffix matching: example.com does
+//     not match a.example.com, example.com.evil.io or evilexample.com.
+//   - Both need email_verified to be the JSON boolean true unless the
+//     provider sets require_email_verified: false; the string "true" is not
+//     accepted. Deny entries match whatever email_verified says.
+//   - sub: exact string equality.
+//   - group: the provider's groups claim must be a list of strings
+//     containing the value exactly; a single string is not a list and does
+//     not match.
+//   - claim: matches a string equal to the value, a list containing it, or a
+//     number or boolean whose JSON text equals it (value: true matches true).
+//   - Claim names (and groups_claim) are looked up as a top-level claim
+//     first, so namespaced claims like https://example.com/roles work, and
+//     otherwise as a dotted path into nested objects.
+//
+// Decision.Explain says which deny entry matched or, for every rule that
+// could have applied, at which file:line and why each identity failed.
+//
+// # Editing
+//
+// Add edits one file under a flock on a sibling ".lock" file, keeps its
+// comments and order, checks the result with Parse and replaces the file
+// atomically with the same mode and owner.
+package policy

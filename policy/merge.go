@@ -1,0 +1,110 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// fragment is what one file contributes before the files are merged.
+type fragment struct {
+	file      string
+	providers []providerDef
+	rules     []Rule
+	deny      []Identity
+	refs      []providerRef
+}
+
+// providerDef is one provider block; err is set when the block is broken.
+type providerDef struct {
+	p         *Provider
+	err       error
+	issuerPos Position // valid issuers only, for the duplicate issuer check
+}
+
+// providerRef is a use of a provider name by a rule or deny entry.
+type providerRef struct {
+	name  string
+	pos   Position
+	field string
+}
+
+// errList collects errors up to maxErrors and counts the rest.
+type errList struct {
+	errs    []error
+	dropped int
+}
+
+func (l *errList) add(pos Position, field, format string, args ...any) {
+	if len(l.errs) >= maxErrors {
+		l.dropped++
+		return
+	}
+	l.errs = append(l.errs, &Error{Pos: pos, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *errList) err() error {
+	if len(l.errs) == 0 {
+		return nil
+	}
+	errs := l.errs
+	if l.dropped > 0 {
+		errs = append(errs[:len(errs):len(errs)], fmt.Errorf("... and %d more errors; fix the ones above first", l.dropped))
+	}
+	return errors.Join(errs...)
+}
+
+// assemble merges the fragments in order, checks what spans files (provider
+// names, issuers, references) and returns the policy, or every error found.
+func assemble(frags []*fragment, errs *errList) (*Policy, error) {
+	pol := &Policy{Providers: map[string]*Provider{}, Broken: map[string]error{}, brokenByName: map[string]*Provider{}}
+	defined := map[string]Position{}
+	issuers := map[string]string{}
+	for _, f := range frags {
+		pol.Files = append(pol.Files, f.file)
+		for _, d := range f.providers {
+			name := d.p.Name
+			if prev, dup := defined[name]; dup {
+				errs.add(d.p.Pos, "providers."+name, "provider %q is already defined at %s; remove one of them or give it another name", name, prev)
+				continue
+			}
+			defined[name] = d.p.Pos
+			if d.err != nil {
+				pol.Broken[name] = d.err
+				pol.brokenByName[name] = d.p
+			} else {
+				pol.Providers[name] = d.p
+			}
+			if d.issuerPos.Line == 0 {
+				continue
+			}
+			if other, dup := issuers[d.p.Issuer]; dup {
+				errs.add(d.issuerPos, "providers."+name+".issuer", "provider %q (%s) has the same issuer; a token must map to exactly one provider, so merge the two (client_ids takes several values)", other, defined[other])
+				continue
+			}
+			issuers[d.p.Issuer] = name
+		}
+		pol.Rules = append(pol.Rules, f.rules...)
+		pol.Deny = append(pol.Deny, f.deny...)
+	}
+	for _, f := range frags {
+		for _, r := range f.refs {
+			if _, ok := defined[r.name]; !ok {
+				errs.add(r.pos, r.field, "unknown provider %q (defined: %s); define it under providers or fix the name", r.name, knownList(defined))
+			}
+		}
+	}
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return pol, nil
+}
+
+func knownList[V any](m map[string]V) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(m)), ", ")
+}
