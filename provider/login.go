@@ -1,0 +1,301 @@
+package provider
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/openpubkey/openpubkey/pktoken"
+	"github.com/openpubkey/openpubkey/pktoken/clientinstance"
+	"golang.org/x/oauth2"
+)
+
+// DefaultHTTPTimeout bounds every request to the OP during login.
+const DefaultHTTPTimeout = 15 * time.Second
+
+// LoginOptions control how the browser login is presented.
+type LoginOptions struct {
+	Signer crypto.Signer // the fresh user key the ID token will commit to
+	Alg    string        // JOSE algorithm of Signer: "ES256", "EdDSA" or "RS256"
+	// OpenBrowser is asked to open the login URL. nil, or an error from it, means the user must
+	// open the printed URL themselves; the login keeps waiting either way.
+	OpenBrowser func(url string) error
+	Status      io.Writer    // progress for the person waiting; io.Discard if nil
+	HTTPClient  *http.Client // for discovery and the token request; one with DefaultHTTPTimeout if nil
+}
+
+// LoginResult is what a successful login produced.
+type LoginResult struct {
+	PKToken *pktoken.PKToken
+	Claims  IDClaims
+}
+
+// IDClaims are the ID token claims the client shows the user and uses for the certificate.
+type IDClaims struct {
+	Issuer   string
+	Subject  string
+	Email    string
+	IssuedAt time.Time
+	Expiry   time.Time
+}
+
+// ErrNoFreePort means none of the redirect URIs' ports could be bound.
+var ErrNoFreePort = errors.New("no redirect URI port is free")
+
+// Login runs the browser login and returns a PK token committing to opts.Signer's key. It blocks
+// until the OP redirects back, an error arrives, or ctx ends (give it a deadline).
+func Login(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResult, error) {
+	if len(cfg.RedirectURIs) == 0 {
+		cfg.RedirectURIs = DefaultRedirectURIs
+	}
+	if len(cfg.Scopes) == 0 {
+		cfg.Scopes = DefaultScopes
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	status := opts.Status
+	if status == nil {
+		status = io.Discard
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+
+	cic, nonce, err := NewClientInstance(opts.Signer, opts.Alg)
+	if err != nil {
+		return nil, err
+	}
+	octx := oidc.ClientContext(ctx, hc)
+	op, err := oidc.NewProvider(octx, cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("OIDC discovery at %s failed: %w", cfg.Issuer, err)
+	}
+
+	ln, redirectURI, err := listenFirst(cfg.RedirectURIs)
+	if err != nil {
+		return nil, err
+	}
+	flow := &browserFlow{
+		oauth: oauth2.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			Endpoint:     op.Endpoint(),
+			RedirectURL:  redirectURI,
+			Scopes:       cfg.Scopes,
+		},
+		idVerifier: op.Verifier(&oidc.Config{ClientID: cfg.ClientID}),
+		octx:       octx,
+		nonce:      nonce,
+		state:      randomString(),
+		pkce:       oauth2.GenerateVerifier(),
+		done:       make(chan flowResult, 1),
+	}
+	if cfg.ClientSecret == "" {
+		// A public client authenticates with PKCE alone; sending an empty Basic secret first
+		// (oauth2's auto-detection) makes strict OPs log a failed client authentication.
+		flow.oauth.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	}
+	cb, _ := url.Parse(redirectURI)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", flow.serveLogin)
+	mux.HandleFunc("GET "+cb.EscapedPath(), flow.serveCallback)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+
+	loginURL := "http://" + ln.Addr().String() + "/login"
+	if cb.Hostname() == "localhost" {
+		loginURL = "http://localhost:" + cb.Port() + "/login"
+	}
+	if opts.OpenBrowser != nil {
+		fmt.Fprintf(status, "Opening your browser to log in at %s\n", cfg.Issuer)
+		if err := opts.OpenBrowser(loginURL); err != nil {
+			fmt.Fprintf(status, "Could not open a browser (%v).\n", err)
+		}
+		fmt.Fprintf(status, "If no browser window appeared, open this URL yourself:\n  %s\n", loginURL)
+	} else {
+		fmt.Fprintf(status, "Open this URL in a browser on this machine to log in at %s:\n  %s\n", cfg.Issuer, loginURL)
+	}
+	fmt.Fprintln(status, "Waiting for the login to finish (Ctrl-C to cancel)...")
+
+	var res flowResult
+	select {
+	case res = <-flow.done:
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, errors.New("timed out waiting for the browser login; run the command again (use --timeout to wait longer)")
+		}
+		return nil, errors.New("login cancelled")
+	}
+	if res.err != nil {
+		return nil, res.err
+	}
+
+	cicToken, err := cic.Sign(opts.Signer, opts.Alg, []byte(res.rawIDToken))
+	if err != nil {
+		return nil, fmt.Errorf("signing the client instance claims: %w", err)
+	}
+	pkt, err := pktoken.New([]byte(res.rawIDToken), cicToken)
+	if err != nil {
+		return nil, fmt.Errorf("assembling the PK token: %w", err)
+	}
+	return &LoginResult{PKToken: pkt, Claims: res.claims}, nil
+}
+
+// NewClientInstance builds the client instance claims for the key and returns them with the
+// commitment (their hash) that goes into the nonce.
+func NewClientInstance(signer crypto.Signer, alg string) (*clientinstance.Claims, string, error) {
+	if signer == nil {
+		return nil, "", errors.New("no signing key")
+	}
+	pub, err := jwk.PublicKeyOf(signer.Public())
+	if err != nil {
+		return nil, "", fmt.Errorf("converting the key to a JWK: %w", err)
+	}
+	if err := pub.Set(jwk.AlgorithmKey, alg); err != nil {
+		return nil, "", err
+	}
+	cic, err := clientinstance.NewClaims(pub, map[string]any{})
+	if err != nil {
+		return nil, "", err
+	}
+	h, err := cic.Hash()
+	if err != nil {
+		return nil, "", err
+	}
+	return cic, string(h), nil
+}
+
+// listenFirst binds the first redirect URI whose port is free.
+func listenFirst(uris []string) (net.Listener, string, error) {
+	var errs []error
+	for _, r := range uris {
+		u, err := url.Parse(r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return ln, r, nil
+	}
+	return nil, "", fmt.Errorf("%w (%v); close the program using them or pass --redirect-uri with another port registered at your OP", ErrNoFreePort, errors.Join(errs...))
+}
+
+type flowResult struct {
+	rawIDToken string
+	claims     IDClaims
+	err        error
+}
+
+// browserFlow is the loopback side of one authorization-code flow.
+type browserFlow struct {
+	oauth      oauth2.Config
+	idVerifier *oidc.IDTokenVerifier
+	octx       context.Context
+	nonce      string
+	state      string
+	pkce       string
+	once       sync.Once
+	done       chan flowResult
+}
+
+func (f *browserFlow) serveLogin(w http.ResponseWriter, r *http.Request) {
+	authURL := f.oauth.AuthCodeURL(f.state, oidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.pkce))
+	http.Redirect(w, r, authURL, http.StatusFound)
+}
+
+func (f *browserFlow) serveCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("state") != f.state {
+		// Not our flow (a stale tab, or someone else's request): ignore it and keep waiting.
+		page(w, http.StatusBadRequest, "This login link is stale", "Start the login again from your terminal.")
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		err := fmt.Errorf("the OP refused the login: %s %s", e, q.Get("error_description"))
+		f.finish(flowResult{err: err})
+		page(w, http.StatusForbidden, "Login failed", err.Error())
+		return
+	}
+	res := f.exchange(r.Context(), q.Get("code"))
+	f.finish(res)
+	if res.err != nil {
+		page(w, http.StatusBadGateway, "Login failed", res.err.Error())
+		return
+	}
+	page(w, http.StatusOK, "You are logged in", "opkssh received your login. You may close this window and return to the terminal.")
+}
+
+func (f *browserFlow) exchange(ctx context.Context, code string) flowResult {
+	if code == "" {
+		return flowResult{err: errors.New("the OP redirected back without an authorization code")}
+	}
+	tok, err := f.oauth.Exchange(f.octx, code, oauth2.VerifierOption(f.pkce))
+	if err != nil {
+		return flowResult{err: fmt.Errorf("exchanging the authorization code: %w", err)}
+	}
+	raw, ok := tok.Extra("id_token").(string)
+	if !ok || raw == "" {
+		return flowResult{err: errors.New("the OP's token response has no id_token; is the \"openid\" scope allowed for this client?")}
+	}
+	idt, err := f.idVerifier.Verify(f.octx, raw)
+	if err != nil {
+		return flowResult{err: fmt.Errorf("the OP's ID token did not verify: %w", err)}
+	}
+	if idt.Nonce != f.nonce {
+		return flowResult{err: errors.New("the ID token's nonce is not the one we sent; the OP does not support nonces or the response was replayed")}
+	}
+	var c struct {
+		Email string `json:"email"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		return flowResult{err: fmt.Errorf("decoding ID token claims: %w", err)}
+	}
+	return flowResult{rawIDToken: raw, claims: IDClaims{
+		Issuer: idt.Issuer, Subject: idt.Subject, Email: c.Email, IssuedAt: idt.IssuedAt, Expiry: idt.Expiry,
+	}}
+}
+
+func (f *browserFlow) finish(r flowResult) {
+	f.once.Do(func() { f.done <- r })
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>opkssh: {{.Title}}</title></head>
+<body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>{{.Title}}</h1><p>{{.Body}}</p></body></html>
+`))
+
+func page(w http.ResponseWriter, code int, title, body string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	pageTmpl.Execute(w, struct{ Title, Body string }{title, body})
+}
+
+func randomString() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

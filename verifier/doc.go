@@ -1,0 +1,27 @@
+// Package verifier makes the server's decision for `opkssh verify`, sshd's AuthorizedKeysCommand:
+// may the holder of this certificate log in as this Unix user?
+//
+// The certificate is self-signed, so it proves nothing by itself. Authority comes from the PK token
+// inside it, checked in this order, each step failing closed with a reason code:
+//
+//  1. the certificate parses, is a user certificate of the declared type, is signed by its own
+//     key and is within its validity window (sshcert.Parse);
+//  2. the PK token's issuer is a provider configured in policies.yaml (exact string match);
+//  3. the OP's signature on the ID token verifies with a key from that provider's JWKS, under the
+//     algorithm the key allows (RS256, PS256, ES256, EdDSA; never none or HMAC); the audience
+//     contains a configured client ID; the nonce equals the hash of the client instance claims;
+//     the client's own signature over the same payload verifies (openpubkey's verifier does the
+//     PK token mechanics, we supply the ID-token check and the keys);
+//  4. the key the ID token commits to is the certificate's key;
+//  5. the token is within the provider's expiration rule (from iat, or the token's exp) and its
+//     iat is not in the future beyond a small clock skew;
+//  6. the policy allows the identity for the principal.
+//
+// Only then is one authorized_keys line produced:
+//
+//	cert-authority,principals="<p>" <key-type> <base64 key>
+//
+// where <p> is the requested user if the certificate names it, or "opkssh-wildcard" (the principal
+// OpenPubkey clients put in their certificates). The key is re-encoded from the parsed key, the
+// principal is validated, so no unvalidated certificate bytes reach sshd.
+package verifier

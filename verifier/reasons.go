@@ -1,0 +1,50 @@
+package verifier
+
+import "errors"
+
+// Reason codes written to the decision log. They are stable: administrators grep for them.
+const (
+	ReasonAllowed           = "allowed"
+	ReasonBadRequest        = "bad_request"          // missing or invalid arguments from sshd
+	ReasonNotACertificate   = "not_a_certificate"    // a plain key: ssh tries it after a refused certificate
+	ReasonCertMalformed     = "cert_malformed"       // not a parsable, self-signed, valid user certificate
+	ReasonNoPKToken         = "no_pk_token"          // certificate without the openpubkey-pkt extension
+	ReasonPKTokenMalformed  = "pk_token_malformed"   // the extension is not a PK token
+	ReasonPolicyError       = "policy_error"         // policies.yaml missing, unreadable or invalid
+	ReasonUnknownIssuer     = "unknown_issuer"       // no provider with the token's issuer
+	ReasonProviderBroken    = "provider_broken"      // the provider's policy entry is invalid
+	ReasonKeysUnavailable   = "keys_unavailable"     // could not obtain the provider's JWKS
+	ReasonUnknownKey        = "unknown_signing_key"  // the token's kid is not in the JWKS
+	ReasonAlgNotAllowed     = "alg_not_allowed"      // none, HMAC, or an algorithm the key does not allow
+	ReasonBadSignature      = "bad_op_signature"     // the OP signature does not verify
+	ReasonWrongIssuer       = "wrong_issuer"         // iss differs from the provider's issuer
+	ReasonAudience          = "audience_mismatch"    // aud contains no configured client ID
+	ReasonCommitment        = "commitment_mismatch"  // nonce is not the hash of the client instance claims
+	ReasonCICSignature      = "bad_client_signature" // the client's signature over the payload fails
+	ReasonKeyMismatch       = "key_mismatch"         // certificate key differs from the committed key
+	ReasonExpired           = "token_expired"        // past the provider's expiration rule
+	ReasonIssuedInFuture    = "issued_in_future"     // iat beyond the allowed clock skew
+	ReasonClaimsMalformed   = "claims_malformed"     // payload claims of the wrong type
+	ReasonPrincipalMismatch = "cert_principal_mismatch"
+	ReasonTokenInvalid      = "token_invalid" // any other PK token verification failure
+)
+
+// denial carries a reason code through openpubkey's verifier, which passes our errors back.
+type denial struct {
+	code string
+	err  error
+}
+
+func (d *denial) Error() string { return d.err.Error() }
+func (d *denial) Unwrap() error { return d.err }
+
+func deny(code string, err error) error { return &denial{code: code, err: err} }
+
+// reasonOf extracts the reason code from an error, or def when it carries none.
+func reasonOf(err error, def string) string {
+	var d *denial
+	if errors.As(err, &d) {
+		return d.code
+	}
+	return def
+}

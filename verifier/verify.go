@@ -1,0 +1,295 @@
+package verifier
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/openpubkey/openpubkey/pktoken"
+	opkverifier "github.com/openpubkey/openpubkey/verifier"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/opkssh-team/opkssh/internal/sshcert"
+	"github.com/opkssh-team/opkssh/policy"
+)
+
+// DefaultClockSkew is how far in the future a token's iat may be before it is refused.
+const DefaultClockSkew = 2 * time.Minute
+
+// Options are what a decision depends on besides the request.
+type Options struct {
+	// LoadPolicy returns the policy; an error denies everyone (fail closed).
+	LoadPolicy func() (*policy.Policy, error)
+	Keys       KeySource        // Fetcher{} if nil
+	Now        func() time.Time // time.Now if nil
+	ClockSkew  time.Duration    // DefaultClockSkew if zero
+	Log        *slog.Logger     // the decision log; discarded if nil
+}
+
+// Request is what sshd passes: %u, %t, %k, and optionally the client address.
+type Request struct {
+	Principal  string
+	KeyType    string
+	CertB64    string
+	ClientAddr string
+}
+
+// Result is a decision. Line is set only when Allowed.
+type Result struct {
+	Allowed     bool
+	Line        string
+	Reason      string
+	Detail      string
+	Explain     []string
+	Provider    string
+	Issuer      string
+	Subject     string
+	Email       string
+	Fingerprint string
+}
+
+// Verify decides a request and writes one decision line to the log. It never panics on input:
+// a panic anywhere below is turned into a denial.
+func Verify(ctx context.Context, opts Options, req Request) (res Result) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Keys == nil {
+		opts.Keys = Fetcher{}
+	}
+	if opts.ClockSkew == 0 {
+		opts.ClockSkew = DefaultClockSkew
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			res = Result{Reason: ReasonTokenInvalid, Detail: fmt.Sprintf("internal error: %v", r)}
+		}
+		logDecision(opts.Log, req, res)
+	}()
+	return decide(ctx, opts, req)
+}
+
+func decide(ctx context.Context, opts Options, req Request) Result {
+	var res Result
+	fail := func(code string, err error) Result {
+		res.Allowed, res.Line, res.Reason, res.Detail = false, "", code, err.Error()
+		return res
+	}
+	if !policy.ValidPrincipal(req.Principal) {
+		return fail(ReasonBadRequest, fmt.Errorf("principal %q is not a valid user name", clip(req.Principal)))
+	}
+	if !strings.HasSuffix(req.KeyType, "-cert-v01@openssh.com") {
+		return fail(ReasonNotACertificate, fmt.Errorf("key type %q is a plain key; opkssh only vouches for certificates", clip(req.KeyType)))
+	}
+	now := opts.Now()
+	cert, err := sshcert.Parse(req.KeyType, req.CertB64, now)
+	if err != nil {
+		return fail(ReasonCertMalformed, err)
+	}
+	res.Fingerprint = ssh.FingerprintSHA256(cert.Key)
+	raw, err := sshcert.PKToken(cert)
+	if err != nil {
+		return fail(ReasonNoPKToken, err)
+	}
+	pkt, err := parsePKToken(raw)
+	if err != nil {
+		return fail(ReasonPKTokenMalformed, err)
+	}
+	claims, err := decodeClaims(pkt.Payload)
+	if err != nil {
+		return fail(ReasonClaimsMalformed, err)
+	}
+	res.Issuer, res.Subject, res.Email = claimString(claims, "iss"), claimString(claims, "sub"), claimString(claims, "email")
+
+	pol, err := opts.LoadPolicy()
+	if err != nil {
+		return fail(ReasonPolicyError, err)
+	}
+	prov, ok := pol.ProviderByIssuer(res.Issuer)
+	if !ok {
+		return fail(ReasonUnknownIssuer, fmt.Errorf("no provider in the policy has issuer %q", clip(res.Issuer)))
+	}
+	res.Provider = prov.Name
+	if perr := pol.Broken[prov.Name]; perr != nil {
+		return fail(ReasonProviderBroken, fmt.Errorf("provider %s is disabled by a policy error: %w", prov.Name, perr))
+	}
+
+	idv := &idTokenVerifier{provider: prov, keys: opts.Keys}
+	v, err := opkverifier.New(idv, opkverifier.WithExpirationPolicy(opkverifier.ExpirationPolicies.NEVER_EXPIRE))
+	if err != nil {
+		return fail(ReasonTokenInvalid, err)
+	}
+	if err := v.VerifyPKToken(ctx, pkt); err != nil {
+		code := reasonOf(err, ReasonTokenInvalid)
+		if code == ReasonTokenInvalid && strings.HasPrefix(err.Error(), "error verifying client signature") {
+			code = ReasonCICSignature
+		}
+		return fail(code, err)
+	}
+	if err := sameKey(pkt, cert); err != nil {
+		return fail(ReasonKeyMismatch, err)
+	}
+	if code, err := checkTime(claims, prov.Expiration, now, opts.ClockSkew); err != nil {
+		return fail(code, err)
+	}
+
+	d := pol.Evaluate(req.Principal, prov.Name, claims)
+	res.Explain = d.Explain
+	if !d.Allowed {
+		return fail(d.Reason, fmt.Errorf("policy denies %s as %s", identityOf(res), req.Principal))
+	}
+	certPrincipal := sshcert.WildcardPrincipal
+	if sshcert.HasPrincipal(cert, req.Principal) {
+		certPrincipal = req.Principal
+	} else if !sshcert.HasPrincipal(cert, sshcert.WildcardPrincipal) {
+		return fail(ReasonPrincipalMismatch, fmt.Errorf("certificate lists neither %q nor %q", req.Principal, sshcert.WildcardPrincipal))
+	}
+	res.Allowed, res.Reason = true, ReasonAllowed
+	res.Detail = fmt.Sprintf("allowed by rule at %s", d.Rule.Pos)
+	res.Line = authorizedKeysLine(certPrincipal, cert.SignatureKey)
+	return res
+}
+
+// authorizedKeysLine renders the single line sshd reads. principal has been validated.
+func authorizedKeysLine(principal string, key ssh.PublicKey) string {
+	return fmt.Sprintf("cert-authority,principals=\"%s\" %s %s", principal, key.Type(), base64.StdEncoding.EncodeToString(key.Marshal()))
+}
+
+// parsePKToken guards the library parser: its input is attacker-controlled.
+func parsePKToken(raw []byte) (pkt *pktoken.PKToken, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pkt, err = nil, fmt.Errorf("PK token parser failed: %v", r)
+		}
+	}()
+	pkt, err = pktoken.NewFromCompact(raw)
+	if err != nil {
+		return nil, err
+	}
+	if pkt.Cos != nil || len(pkt.CosToken) > 0 {
+		return nil, errors.New("PK token carries a cosigner signature, which this server does not accept")
+	}
+	return pkt, nil
+}
+
+func sameKey(pkt *pktoken.PKToken, cert *ssh.Certificate) error {
+	cic, err := pkt.GetCicValues()
+	if err != nil {
+		return err
+	}
+	committed, err := ssh.NewPublicKey(cic.PublicKey())
+	if err != nil {
+		return fmt.Errorf("committed key: %w", err)
+	}
+	if !bytes.Equal(committed.Marshal(), cert.Key.Marshal()) {
+		return fmt.Errorf("certificate key %s is not the key the ID token commits to (%s)", ssh.FingerprintSHA256(cert.Key), ssh.FingerprintSHA256(committed))
+	}
+	return nil
+}
+
+func decodeClaims(payload []byte) (policy.Claims, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var c policy.Claims
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("payload is not a JSON object: %w", err)
+	}
+	for _, k := range []string{"iss", "sub"} {
+		if _, ok := c[k].(string); !ok {
+			return nil, fmt.Errorf("claim %q is missing or not a string", k)
+		}
+	}
+	if v, ok := c["email"]; ok {
+		if _, ok := v.(string); !ok {
+			return nil, errors.New(`claim "email" is not a string`)
+		}
+	}
+	return c, nil
+}
+
+// checkTime applies the provider's expiration rule with our clock (openpubkey's policies have
+// fixed durations and no clock to inject).
+func checkTime(c policy.Claims, exp policy.Expiration, now time.Time, skew time.Duration) (string, error) {
+	iat, ok := claimTime(c, "iat")
+	if !ok {
+		return ReasonClaimsMalformed, errors.New("token has no numeric iat")
+	}
+	if iat.After(now.Add(skew)) {
+		return ReasonIssuedInFuture, fmt.Errorf("token issued at %s, more than %s in the future", iat.UTC().Format(time.RFC3339), skew)
+	}
+	if exp.UseTokenExp {
+		e, ok := claimTime(c, "exp")
+		if !ok {
+			return ReasonClaimsMalformed, errors.New("token has no numeric exp")
+		}
+		if !now.Before(e) {
+			return ReasonExpired, fmt.Errorf("token expired at %s (provider uses the token's exp)", e.UTC().Format(time.RFC3339))
+		}
+		return "", nil
+	}
+	if end := iat.Add(exp.FromIAT); !now.Before(end) {
+		return ReasonExpired, fmt.Errorf("login expired at %s (%s after iat)", end.UTC().Format(time.RFC3339), exp.FromIAT)
+	}
+	return "", nil
+}
+
+func claimTime(c policy.Claims, name string) (time.Time, bool) {
+	n, ok := c[name].(json.Number)
+	if !ok {
+		return time.Time{}, false
+	}
+	f, err := n.Float64()
+	if err != nil || f < 0 || f > 1e11 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
+}
+
+func claimString(c policy.Claims, name string) string {
+	s, _ := c[name].(string)
+	return s
+}
+
+func identityOf(r Result) string {
+	if r.Email != "" {
+		return r.Email
+	}
+	return "sub " + r.Subject
+}
+
+// clip keeps attacker-chosen strings short in logs and errors.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+func logDecision(l *slog.Logger, req Request, res Result) {
+	if l == nil {
+		return
+	}
+	decision := "deny"
+	if res.Allowed {
+		decision = "allow"
+	}
+	attrs := []any{
+		"decision", decision, "reason", res.Reason,
+		"principal", clip(req.Principal), "issuer", clip(res.Issuer), "sub", clip(res.Subject),
+		"email", clip(res.Email), "provider", res.Provider, "fingerprint", res.Fingerprint,
+		"detail", res.Detail,
+	}
+	if req.ClientAddr != "" {
+		attrs = append(attrs, "client", clip(req.ClientAddr))
+	}
+	if len(res.Explain) > 0 {
+		attrs = append(attrs, "explain", res.Explain)
+	}
+	l.Info("opkssh verify", attrs...)
+}
