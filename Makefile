@@ -1,0 +1,37 @@
+# opkssh — see README.md. `make demo` and `make test` are the two commands a newcomer needs.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/opkssh-team/opkssh/commands.Version=$(VERSION)
+
+.PHONY: all build demo test test-short vet fuzz clean
+
+all: build
+
+# bin/opkssh is the product; bin/testop is the local demo OP; bin/browser/xdg-open is a scripted
+# browser (put bin/browser first in PATH on a machine without a browser).
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/opkssh ./cmd/opkssh
+	$(GO) build -o bin/testop ./examples/testop
+	$(GO) build -o bin/browser/xdg-open ./internal/testop/fakebrowser
+
+# Local demo OP → login → inspect → verify, and an ssh login through a throwaway loopback sshd
+# when run as root with openssh-server installed. Touches nothing outside a temporary directory.
+demo:
+	$(GO) run ./examples/demo
+
+# Everything CI runs: vet, formatting, unit + CLI script + end-to-end tests, short fuzz runs.
+test: vet
+	$(GO) test -count=1 ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/sshcert
+	$(GO) test -run '^$$' -fuzz '^FuzzDescribeToken$$' -fuzztime $(FUZZTIME) ./internal/sshcert
+
+clean:
+	rm -rf bin

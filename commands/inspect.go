@@ -1,0 +1,130 @@
+package commands
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opkssh-team/opkssh/internal/sshcert"
+)
+
+func newInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect [CERT_FILE]",
+		Short: "Show what a certificate and its PK token say (verifies nothing)",
+		Long: `Show the certificate and the PK token inside it: identity, issuer, audience, issue and expiry
+times, key fingerprint and validity.
+
+inspect VERIFIES NOTHING: it shows what the certificate claims. Only "opkssh verify" on a server,
+with the OP's keys and its policy, decides whether the claims are true.
+
+Without CERT_FILE it reads ~/.ssh/id_ecdsa-cert.pub, or else ~/.ssh/id_ed25519-cert.pub.`,
+		Example: `  opkssh inspect
+  opkssh inspect ~/.ssh/id_ed25519-cert.pub --json | jq .pk_token.email`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := ""
+			if len(args) == 1 {
+				path = args[0]
+			} else {
+				p, err := defaultCertPath()
+				if err != nil {
+					return err
+				}
+				path = p
+			}
+			cert, err := sshcert.ReadCertFile(path)
+			if err != nil {
+				return err
+			}
+			d := sshcert.Describe(cert)
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(d)
+			}
+			printDescription(cmd.OutOrStdout(), path, d, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	return cmd
+}
+
+func defaultCertPath() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find your home directory (%v); name the certificate file", err)
+	}
+	for _, name := range []string{"id_ecdsa-cert.pub", "id_ed25519-cert.pub"} {
+		p := filepath.Join(home, ".ssh", name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("no certificate in %s (id_ecdsa-cert.pub or id_ed25519-cert.pub); run \"opkssh login\" or name the file", filepath.Join(home, ".ssh"))
+}
+
+func printDescription(w io.Writer, path string, d sshcert.Description, now time.Time) {
+	const layout = "2006-01-02 15:04:05 MST"
+	fmt.Fprintf(w, "Certificate %s\n", path)
+	fmt.Fprintln(w, "  (nothing below is verified; only a server's \"opkssh verify\" decides)")
+	fmt.Fprintf(w, "  Key:          %s %s\n", d.KeyType, d.Fingerprint)
+	fmt.Fprintf(w, "  Key ID:       %s\n", d.KeyID)
+	fmt.Fprintf(w, "  Principals:   %s\n", strings.Join(d.Principals, ", "))
+	fmt.Fprintf(w, "  Self-signed:  %v\n", d.SelfSigned)
+	validity := "from " + d.ValidAfter.Local().Format(layout) + " forever"
+	if d.ValidBefore != nil {
+		state := "valid"
+		switch {
+		case now.After(*d.ValidBefore):
+			state = "EXPIRED"
+		case now.Before(d.ValidAfter):
+			state = "not yet valid"
+		default:
+			state = fmt.Sprintf("valid, %s left", d.ValidBefore.Sub(now).Round(time.Minute))
+		}
+		validity = fmt.Sprintf("%s to %s (%s)", d.ValidAfter.Local().Format(layout), d.ValidBefore.Local().Format(layout), state)
+	}
+	fmt.Fprintf(w, "  Validity:     %s\n", validity)
+	exts := append([]string(nil), d.Extensions...)
+	sort.Strings(exts)
+	fmt.Fprintf(w, "  Extensions:   %s\n", strings.Join(exts, ", "))
+	if d.Token == nil {
+		fmt.Fprintf(w, "PK token: none (%s)\n", d.TokenError)
+		return
+	}
+	t := d.Token
+	fmt.Fprintf(w, "PK token (%d bytes, OP signature %s)\n", t.Size, t.Algorithm)
+	fmt.Fprintf(w, "  Issuer:       %s\n", t.Issuer)
+	fmt.Fprintf(w, "  Subject:      %s\n", t.Subject)
+	if t.Email != "" {
+		verified := "unknown"
+		if t.EmailVerified != nil {
+			verified = fmt.Sprint(*t.EmailVerified)
+		}
+		fmt.Fprintf(w, "  Email:        %s (verified: %s)\n", t.Email, verified)
+	}
+	if len(t.Groups) > 0 {
+		fmt.Fprintf(w, "  Groups:       %s\n", strings.Join(t.Groups, ", "))
+	}
+	fmt.Fprintf(w, "  Audience:     %s\n", strings.Join(t.Audience, ", "))
+	if t.IssuedAt != nil {
+		fmt.Fprintf(w, "  Issued at:    %s\n", t.IssuedAt.Local().Format(layout))
+	}
+	if t.Expires != nil {
+		fmt.Fprintf(w, "  ID token exp: %s (servers may allow longer, e.g. 24h from issue)\n", t.Expires.Local().Format(layout))
+	}
+}

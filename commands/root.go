@@ -1,0 +1,69 @@
+// Package commands is the opkssh command line: one file per subcommand. Each command turns flags
+// into calls to the provider, verifier and policy packages and prints the result; the protocol and
+// policy logic live in those packages.
+package commands
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is set at build time with -ldflags "-X github.com/opkssh-team/opkssh/commands.Version=…".
+var Version = "dev"
+
+// exitError carries a specific exit code; its message has already been reported.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// NewRoot builds the command tree.
+func NewRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "opkssh",
+		Short: "SSH with your OpenID Connect identity instead of long-lived keys",
+		Long: `opkssh lets you SSH with your OpenID Connect identity (alice@example.com, a group, a CI job)
+instead of long-lived SSH keys, with no certificate authority to run.
+
+On your workstation:
+  opkssh login --issuer https://accounts.example.com --client-id opkssh
+      log in in the browser; writes ~/.ssh/id_ecdsa and ~/.ssh/id_ecdsa-cert.pub, which ssh uses as usual
+  opkssh inspect
+      show who the certificate says you are, and until when
+
+On the server (root):
+  opkssh add root alice@example.com corp
+      allow alice@example.com, verified by provider "corp" of /etc/opkssh/policies.yaml, to log in as root
+  AuthorizedKeysCommand /usr/local/bin/opkssh verify %u %k %t
+      in sshd_config: sshd asks opkssh for every login`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd())
+	return root
+}
+
+// Execute runs the command line and returns the process exit code.
+func Execute(args []string, stdout, stderr io.Writer) int {
+	root := NewRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "opkssh: %v\n", err)
+	return 1
+}
+
+// Main is the entry point used by cmd/opkssh.
+func Main() int { return Execute(os.Args[1:], os.Stdout, os.Stderr) }

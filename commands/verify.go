@@ -1,0 +1,105 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opkssh-team/opkssh/policy"
+	"github.com/opkssh-team/opkssh/verifier"
+)
+
+// Default server paths.
+const (
+	DefaultPolicyPath = "/etc/opkssh/policies.yaml"
+	DefaultLogFile    = "/var/log/opkssh/verify.log"
+)
+
+type verifyFlags struct {
+	policyPath, logFile, clientAddr string
+	timeout                         time.Duration
+	policyOwner                     int
+}
+
+func newVerifyCmd() *cobra.Command {
+	var f verifyFlags
+	cmd := &cobra.Command{
+		Use:   "verify PRINCIPAL CERT_B64 KEY_TYPE",
+		Short: "Decide an ssh login (sshd's AuthorizedKeysCommand)",
+		Long: `Decide whether the certificate may log in as PRINCIPAL. sshd runs this for every public-key
+login attempt; configure it in sshd_config:
+
+  AuthorizedKeysCommand /usr/local/bin/opkssh verify %u %k %t
+  AuthorizedKeysCommandUser opkssh
+
+verify checks the certificate, the PK token inside it (the OP's signature with the provider's
+keys, audience, the nonce commitment to the certificate's key, the expiration rule) and the policy
+(--policy, plus *.yaml in the policies.d directory beside it). If the login is allowed it prints
+exactly one authorized_keys line and exits 0; otherwise it prints nothing on stdout and exits 1.
+
+Each decision is logged as one JSON line (never a token) on stderr and appended to --log-file
+(default ` + DefaultLogFile + `, used when its directory exists). sshd discards the
+command's stderr unless its LogLevel is DEBUG, so look in the log file.`,
+		Example: `  opkssh verify alice "$(awk '{print $2}' ~/.ssh/id_ecdsa-cert.pub)" ecdsa-sha2-nistp256-cert-v01@openssh.com --policy ./policies.yaml`,
+		Args:    cobra.ExactArgs(3),
+		RunE:    func(cmd *cobra.Command, args []string) error { return runVerify(cmd, f, args) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.policyPath, "policy", DefaultPolicyPath, "policy file; drop-ins are read from policies.d beside it")
+	fl.StringVar(&f.logFile, "log-file", "", "append decisions to this file (default "+DefaultLogFile+" when /var/log/opkssh exists)")
+	fl.StringVar(&f.clientAddr, "client-addr", "", "client address for the log (sshd's %C)")
+	fl.DurationVar(&f.timeout, "timeout", verifier.DefaultFetchTimeout, "limit for each request to the OP")
+	fl.IntVar(&f.policyOwner, "policy-owner", 0, "also trust policy files owned by this uid besides root (demos and tests; never in sshd_config)")
+	return cmd
+}
+
+func runVerify(cmd *cobra.Command, f verifyFlags, args []string) error {
+	logger, closeLog := openDecisionLog(cmd.ErrOrStderr(), f.logFile)
+	defer closeLog()
+	ctx, cancel := context.WithTimeout(cmd.Context(), 3*f.timeout)
+	defer cancel()
+	opts := verifier.Options{
+		LoadPolicy: func() (*policy.Policy, error) {
+			return policy.Load(policy.LoadOptions{
+				Path:        f.policyPath,
+				DropInDir:   filepath.Join(filepath.Dir(f.policyPath), "policies.d"),
+				TrustedUIDs: []int{0, f.policyOwner},
+			})
+		},
+		Keys: verifier.Fetcher{Timeout: f.timeout},
+		Log:  logger,
+	}
+	res := verifier.Verify(ctx, opts, verifier.Request{Principal: args[0], CertB64: args[1], KeyType: args[2], ClientAddr: f.clientAddr})
+	if !res.Allowed {
+		return exitError{code: 1}
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), res.Line)
+	return nil
+}
+
+// openDecisionLog logs JSON lines to stderr and, when possible, to the log file. The file is
+// opened per call in append mode so that logrotate can move it between logins.
+func openDecisionLog(stderr io.Writer, path string) (*slog.Logger, func()) {
+	explicit := path != ""
+	if !explicit {
+		path = DefaultLogFile
+		if _, err := os.Stat(filepath.Dir(path)); errors.Is(err, fs.ErrNotExist) {
+			return slog.New(slog.NewJSONHandler(stderr, nil)), func() {}
+		}
+	}
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		l := slog.New(slog.NewJSONHandler(stderr, nil))
+		l.Warn("cannot open the decision log file; logging to stderr only", "path", path, "error", err.Error())
+		return l, func() {}
+	}
+	return slog.New(slog.NewJSONHandler(io.MultiWriter(stderr, file), nil)), func() { file.Close() }
+}
