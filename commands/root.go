@@ -43,7 +43,7 @@ On the server (root):
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd())
+	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd(), newCacheCmd())
 	return root
 }
 

@@ -25,6 +25,8 @@ const (
 
 type verifyFlags struct {
 	policyPath, logFile, clientAddr string
+	cacheDir                        string
+	staleFor                        time.Duration
 	timeout                         time.Duration
 	policyOwner                     int
 }
@@ -47,7 +49,12 @@ exactly one authorized_keys line and exits 0; otherwise it prints nothing on std
 
 Each decision is logged as one JSON line (never a token) on stderr and appended to --log-file
 (default ` + DefaultLogFile + `, used when its directory exists). sshd discards the
-command's stderr unless its LogLevel is DEBUG, so look in the log file.`,
+command's stderr unless its LogLevel is DEBUG, so look in the log file.
+
+The OPs' discovery documents and keys are cached in --cache-dir: normally a login makes no network
+request. A token signed by an unknown key triggers a refetch (at most every 30s per OP). While an
+OP is unreachable its cached keys stay usable for --stale-for, and such decisions are logged with
+"keys":"stale". A provider's jwks_file pins keys and never touches the network.`,
 		Example: `  opkssh verify alice "$(awk '{print $2}' ~/.ssh/id_ecdsa-cert.pub)" ecdsa-sha2-nistp256-cert-v01@openssh.com --policy ./policies.yaml`,
 		Args:    cobra.ExactArgs(3),
 		RunE:    func(cmd *cobra.Command, args []string) error { return runVerify(cmd, f, args) },
@@ -57,6 +64,8 @@ command's stderr unless its LogLevel is DEBUG, so look in the log file.`,
 	fl.StringVar(&f.logFile, "log-file", "", "append decisions to this file (default "+DefaultLogFile+" when /var/log/opkssh exists)")
 	fl.StringVar(&f.clientAddr, "client-addr", "", "client address for the log (sshd's %C)")
 	fl.DurationVar(&f.timeout, "timeout", verifier.DefaultFetchTimeout, "limit for each request to the OP")
+	fl.StringVar(&f.cacheDir, "cache-dir", verifier.DefaultCacheDir, "where the OPs' keys are cached (owned by the verify user, mode 0700); \"\" for memory only")
+	fl.DurationVar(&f.staleFor, "stale-for", verifier.DefaultStaleFor, "how long cached keys stay usable while the OP is unreachable")
 	fl.IntVar(&f.policyOwner, "policy-owner", 0, "also trust policy files owned by this uid besides root (demos and tests; never in sshd_config)")
 	return cmd
 }
@@ -74,7 +83,7 @@ func runVerify(cmd *cobra.Command, f verifyFlags, args []string) error {
 				TrustedUIDs: []int{0, f.policyOwner},
 			})
 		},
-		Keys: verifier.Fetcher{Timeout: f.timeout},
+		Keys: &verifier.Cache{Dir: f.cacheDir, Fetcher: verifier.Fetcher{Timeout: f.timeout}, StaleFor: f.staleFor, Log: logger},
 		Log:  logger,
 	}
 	res := verifier.Verify(ctx, opts, verifier.Request{Principal: args[0], CertB64: args[1], KeyType: args[2], ClientAddr: f.clientAddr})

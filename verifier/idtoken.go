@@ -20,8 +20,8 @@ import (
 type idTokenVerifier struct {
 	provider *policy.Provider
 	keys     KeySource
-	// usedKeys records which key verified, for the decision log.
-	usedKID string
+	// keyInfo records where the keys came from, for the decision log.
+	keyInfo KeyInfo
 }
 
 func (v *idTokenVerifier) Issuer() string { return v.provider.Issuer }
@@ -68,7 +68,6 @@ func (v *idTokenVerifier) VerifyIDToken(ctx context.Context, idt []byte, cic *cl
 	if err != nil {
 		return deny(ReasonBadSignature, fmt.Errorf("OP signature does not verify with key %q: %w", kid, err))
 	}
-	v.usedKID = kid
 
 	var claims struct {
 		Issuer string          `json:"iss"`
@@ -100,7 +99,8 @@ func (v *idTokenVerifier) VerifyIDToken(ctx context.Context, idt []byte, cic *cl
 
 // lookupKey finds the token's signing key, asking the source again on a miss in case the OP rotated.
 func (v *idTokenVerifier) lookupKey(ctx context.Context, kid string) (jwk.Key, error) {
-	set, err := v.keys.Keys(ctx, v.provider, kid)
+	set, info, err := v.keys.Keys(ctx, v.provider, kid)
+	v.keyInfo = info
 	if err != nil {
 		return nil, deny(ReasonKeysUnavailable, fmt.Errorf("keys of provider %s: %w", v.provider.Name, err))
 	}

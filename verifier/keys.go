@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -22,8 +24,22 @@ import (
 // KeySource supplies a provider's public keys. kid is the key the token names, so that a caching
 // source can refetch when it does not know it (the OP rotated).
 type KeySource interface {
-	Keys(ctx context.Context, p *policy.Provider, kid string) (jwk.Set, error)
+	Keys(ctx context.Context, p *policy.Provider, kid string) (jwk.Set, KeyInfo, error)
 }
+
+// KeyInfo says where a key set came from, for the decision log.
+type KeyInfo struct {
+	Source    string    // one of the KeySource* constants
+	FetchedAt time.Time // when the keys were fetched from the OP (zero for pinned keys)
+}
+
+// Key sources named in the decision log.
+const (
+	KeySourcePinned  = "pinned"  // the provider's jwks_file
+	KeySourceNetwork = "network" // fetched from the OP during this decision
+	KeySourceCache   = "cache"   // a fresh cache entry
+	KeySourceStale   = "stale"   // a cache entry past its freshness, used because the OP is unreachable
+)
 
 // DefaultFetchTimeout bounds each HTTP request made on the verify path.
 const DefaultFetchTimeout = 5 * time.Second
@@ -37,29 +53,48 @@ type Fetcher struct {
 	Timeout time.Duration // per request; DefaultFetchTimeout when zero
 }
 
-// Keys implements KeySource.
-func (f Fetcher) Keys(ctx context.Context, p *policy.Provider, _ string) (jwk.Set, error) {
+// Keys implements KeySource without any caching: pinned keys, or two requests to the OP.
+func (f Fetcher) Keys(ctx context.Context, p *policy.Provider, _ string) (jwk.Set, KeyInfo, error) {
 	if p.JWKSFile != "" {
-		data, err := readBounded(p.JWKSFile)
-		if err != nil {
-			return nil, fmt.Errorf("pinned jwks_file: %w", err)
-		}
-		return parseJWKS(data)
+		set, err := pinnedKeys(p)
+		return set, KeyInfo{Source: KeySourcePinned}, err
 	}
-	data, err := f.FetchJWKS(ctx, p)
+	doc, err := f.Fetch(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, KeyInfo{}, err
 	}
-	return parseJWKS(data)
+	set, err := parseJWKS(doc.JWKS)
+	return set, KeyInfo{Source: KeySourceNetwork, FetchedAt: doc.FetchedAt}, err
 }
 
-// FetchJWKS runs discovery and downloads the JWKS document of p.
-func (f Fetcher) FetchJWKS(ctx context.Context, p *policy.Provider) ([]byte, error) {
+func pinnedKeys(p *policy.Provider) (jwk.Set, error) {
+	data, err := readBounded(p.JWKSFile)
+	if err != nil {
+		return nil, fmt.Errorf("pinned jwks_file: %w", err)
+	}
+	set, err := parseJWKS(data)
+	if err != nil {
+		return nil, fmt.Errorf("pinned jwks_file %s: %w", p.JWKSFile, err)
+	}
+	return set, nil
+}
+
+// Fetched is what one round of discovery plus JWKS download returned.
+type Fetched struct {
+	Discovery json.RawMessage
+	JWKSURI   string
+	JWKS      json.RawMessage
+	FetchedAt time.Time
+	MaxAge    time.Duration // from the JWKS response's Cache-Control; 0 if absent
+}
+
+// Fetch runs discovery and downloads the JWKS document of p.
+func (f Fetcher) Fetch(ctx context.Context, p *policy.Provider) (*Fetched, error) {
 	hc, err := f.client(p)
 	if err != nil {
 		return nil, err
 	}
-	disc, err := get(ctx, hc, p.Issuer+"/.well-known/openid-configuration")
+	disc, _, err := get(ctx, hc, p.Issuer+"/.well-known/openid-configuration")
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
@@ -77,11 +112,31 @@ func (f Fetcher) FetchJWKS(ctx context.Context, p *policy.Provider) ([]byte, err
 	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && provider.IsLoopbackHost(u.Hostname()))) {
 		return nil, fmt.Errorf("discovery document of %s has an unusable jwks_uri %q", p.Issuer, doc.JWKSURI)
 	}
-	data, err := get(ctx, hc, doc.JWKSURI)
+	data, hdr, err := get(ctx, hc, doc.JWKSURI)
 	if err != nil {
 		return nil, fmt.Errorf("JWKS: %w", err)
 	}
-	return data, nil
+	if _, err := parseJWKS(data); err != nil {
+		return nil, fmt.Errorf("JWKS at %s: %w", doc.JWKSURI, err)
+	}
+	return &Fetched{Discovery: disc, JWKSURI: doc.JWKSURI, JWKS: data, FetchedAt: time.Now(), MaxAge: maxAge(hdr.Get("Cache-Control"))}, nil
+}
+
+// maxAge reads max-age from a Cache-Control header; 0 when absent, no-store or no-cache.
+func maxAge(cc string) time.Duration {
+	var age time.Duration
+	for _, d := range strings.Split(cc, ",") {
+		d = strings.TrimSpace(strings.ToLower(d))
+		if d == "no-store" || d == "no-cache" {
+			return 0
+		}
+		if v, ok := strings.CutPrefix(d, "max-age="); ok {
+			if n, err := strconv.Atoi(strings.Trim(v, `"`)); err == nil && n > 0 {
+				age = time.Duration(n) * time.Second
+			}
+		}
+	}
+	return age
 }
 
 func (f Fetcher) client(p *policy.Provider) (*http.Client, error) {
@@ -109,28 +164,28 @@ func (f Fetcher) client(p *policy.Provider) (*http.Client, error) {
 	return &http.Client{Timeout: timeout, Transport: tr}, nil
 }
 
-func get(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
+func get(ctx context.Context, hc *http.Client, u string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: HTTP %s", u, resp.Status)
+		return nil, nil, fmt.Errorf("GET %s: HTTP %s", u, resp.Status)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(data) > maxDocument {
-		return nil, fmt.Errorf("GET %s: response larger than %d bytes", u, maxDocument)
+		return nil, nil, fmt.Errorf("GET %s: response larger than %d bytes", u, maxDocument)
 	}
-	return data, nil
+	return data, resp.Header, nil
 }
 
 func readBounded(path string) ([]byte, error) {

@@ -26,7 +26,7 @@ const DefaultClockSkew = 2 * time.Minute
 type Options struct {
 	// LoadPolicy returns the policy; an error denies everyone (fail closed).
 	LoadPolicy func() (*policy.Policy, error)
-	Keys       KeySource        // Fetcher{} if nil
+	Keys       KeySource        // an in-memory Cache if nil
 	Now        func() time.Time // time.Now if nil
 	ClockSkew  time.Duration    // DefaultClockSkew if zero
 	Log        *slog.Logger     // the decision log; discarded if nil
@@ -52,6 +52,7 @@ type Result struct {
 	Subject     string
 	Email       string
 	Fingerprint string
+	Keys        KeyInfo // where the OP's keys came from
 }
 
 // Verify decides a request and writes one decision line to the log. It never panics on input:
@@ -61,7 +62,7 @@ func Verify(ctx context.Context, opts Options, req Request) (res Result) {
 		opts.Now = time.Now
 	}
 	if opts.Keys == nil {
-		opts.Keys = Fetcher{}
+		opts.Keys = &Cache{}
 	}
 	if opts.ClockSkew == 0 {
 		opts.ClockSkew = DefaultClockSkew
@@ -125,7 +126,9 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	if err != nil {
 		return fail(ReasonTokenInvalid, err)
 	}
-	if err := v.VerifyPKToken(ctx, pkt); err != nil {
+	err = v.VerifyPKToken(ctx, pkt)
+	res.Keys = idv.keyInfo
+	if err != nil {
 		code := reasonOf(err, ReasonTokenInvalid)
 		if code == ReasonTokenInvalid && strings.HasPrefix(err.Error(), "error verifying client signature") {
 			code = ReasonCICSignature
@@ -284,6 +287,12 @@ func logDecision(l *slog.Logger, req Request, res Result) {
 		"principal", clip(req.Principal), "issuer", clip(res.Issuer), "sub", clip(res.Subject),
 		"email", clip(res.Email), "provider", res.Provider, "fingerprint", res.Fingerprint,
 		"detail", res.Detail,
+	}
+	if res.Keys.Source != "" {
+		attrs = append(attrs, "keys", res.Keys.Source)
+	}
+	if res.Keys.Source == KeySourceStale {
+		attrs = append(attrs, "keys_fetched_at", res.Keys.FetchedAt.UTC().Format(time.RFC3339))
 	}
 	if req.ClientAddr != "" {
 		attrs = append(attrs, "client", clip(req.ClientAddr))

@@ -267,13 +267,13 @@ func TestCAFileAddsTLSRoots(t *testing.T) {
 	}))
 	defer srv.Close()
 	prov := &policy.Provider{Name: "tls", Issuer: srv.URL, ClientIDs: []string{"opkssh"}}
-	if _, err := (Fetcher{}).Keys(context.Background(), prov, ""); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, _, err := (Fetcher{}).Keys(context.Background(), prov, ""); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without ca_file: %v, want a certificate error", err)
 	}
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
 	prov.CAFile = caFile
-	set, err := (Fetcher{}).Keys(context.Background(), prov, "")
+	set, _, err := (Fetcher{}).Keys(context.Background(), prov, "")
 	if err != nil || set.Len() == 0 {
 		t.Fatalf("with ca_file: %v", err)
 	}
@@ -286,7 +286,7 @@ func TestFetchTimeout(t *testing.T) {
 	defer close(block)
 	prov := &policy.Provider{Name: "slow", Issuer: srv.URL, ClientIDs: []string{"x"}}
 	start := time.Now()
-	_, err := (Fetcher{Timeout: 200 * time.Millisecond}).Keys(context.Background(), prov, "")
+	_, _, err := (Fetcher{Timeout: 200 * time.Millisecond}).Keys(context.Background(), prov, "")
 	if err == nil || time.Since(start) > 2*time.Second {
 		t.Fatalf("slow OP: err=%v after %s", err, time.Since(start))
 	}

@@ -268,7 +268,7 @@ func TestVerifyAsSSHDRunsIt(t *testing.T) {
 		principal string
 		allowed   bool
 	}{{"alice", true}, {"root", false}} {
-		cmd := exec.Command("/bin/sh", "-c", `ulimit -l 0 && exec "$@"`, "sh", in.Binary, "verify", tc.principal, b64, typ, "--policy", in.Policy, "--log-file", in.Log)
+		cmd := exec.Command("/bin/sh", "-c", `ulimit -l 0 && exec "$@"`, "sh", in.Binary, "verify", tc.principal, b64, typ, "--policy", in.Policy, "--log-file", in.Log, "--cache-dir", in.Cache)
 		cmd.Env = []string{}
 		cmd.Dir = "/"
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
@@ -286,7 +286,12 @@ func TestVerifyAsSSHDRunsIt(t *testing.T) {
 		}
 	}
 	log, _ := os.ReadFile(in.Log)
-	if n := strings.Count(string(log), "\n"); n != 2 {
-		t.Fatalf("log file written by nobody has %d lines, want 2:\n%s", n, log)
+	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("log file written by nobody has %d lines, want 2:\n%s", len(lines), log)
+	}
+	// The first process fetched the OP's keys and cached them; the second used the cache.
+	if !strings.Contains(lines[0], `"keys":"network"`) || !strings.Contains(lines[1], `"keys":"cache"`) {
+		t.Fatalf("key cache not used across processes:\n%s", log)
 	}
 }

@@ -55,6 +55,7 @@ type Install struct {
 	Binary string // Dir/opkssh
 	Policy string // Dir/policies.yaml
 	Log    string // Dir/verify.log, writable by the verify user
+	Cache  string // Dir/cache, the verify user's key cache (0700)
 }
 
 // NewInstall copies the opkssh binary into a fresh directory under /var/lib. verifyUser is the
@@ -64,7 +65,8 @@ func NewInstall(binary, verifyUser string) (*Install, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Install{Dir: dir, Binary: filepath.Join(dir, "opkssh"), Policy: filepath.Join(dir, "policies.yaml"), Log: filepath.Join(dir, "verify.log")}
+	in := &Install{Dir: dir, Binary: filepath.Join(dir, "opkssh"), Policy: filepath.Join(dir, "policies.yaml"),
+		Log: filepath.Join(dir, "verify.log"), Cache: filepath.Join(dir, "cache")}
 	if err := in.setup(binary, verifyUser); err != nil {
 		in.Remove()
 		return nil, err
@@ -90,6 +92,12 @@ func (in *Install) setup(binary, verifyUser string) error {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	if err := os.WriteFile(in.Log, nil, 0o640); err != nil {
+		return err
+	}
+	if err := os.Mkdir(in.Cache, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chown(in.Cache, uid, gid); err != nil {
 		return err
 	}
 	return os.Chown(in.Log, uid, gid)
@@ -170,7 +178,7 @@ Port %d
 HostKey %s
 PidFile %s
 AuthorizedKeysFile none
-AuthorizedKeysCommand %s verify %%u %%k %%t --policy %s --log-file %s
+AuthorizedKeysCommand %s verify %%u %%k %%t --policy %s --log-file %s --cache-dir %s
 AuthorizedKeysCommandUser %s
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -180,7 +188,7 @@ PermitRootLogin prohibit-password
 AllowTcpForwarding yes
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
-`, port, hostKeyPath, filepath.Join(opts.WorkDir, "sshd.pid"), opts.Install.Binary, opts.Install.Policy, opts.Install.Log, opts.VerifyUser)
+`, port, hostKeyPath, filepath.Join(opts.WorkDir, "sshd.pid"), opts.Install.Binary, opts.Install.Policy, opts.Install.Log, opts.Install.Cache, opts.VerifyUser)
 	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,93 @@
+package commands
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/spf13/cobra"
+
+	"github.com/opkssh-team/opkssh/verifier"
+)
+
+func newCacheCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "cache [list|clear]",
+		Short: "Show or clear verify's cache of the OPs' keys",
+		Long: `Show or clear the cache of OpenID Providers' discovery documents and signing keys that
+"opkssh verify" keeps so that logins need no network request and survive an OP outage.
+
+  opkssh cache          list: issuer, when fetched, fresh until, key IDs
+  opkssh cache clear    remove every entry (the next login fetches again)`,
+		Args:      cobra.MaximumNArgs(1),
+		ValidArgs: []string{"list", "clear"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			action := "list"
+			if len(args) == 1 {
+				action = args[0]
+			}
+			switch action {
+			case "list":
+				return listCache(cmd, dir)
+			case "clear":
+				n, err := verifier.ClearCacheDir(dir)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %d cache entries from %s\n", n, dir)
+				return nil
+			default:
+				return fmt.Errorf("unknown action %q: use list or clear", action)
+			}
+		},
+	}
+	cmd.Flags().StringVar(&dir, "cache-dir", verifier.DefaultCacheDir, "cache directory (as given to verify)")
+	return cmd
+}
+
+func listCache(cmd *cobra.Command, dir string) error {
+	entries, err := verifier.ReadCacheDir(dir)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if len(entries) == 0 {
+		fmt.Fprintf(out, "no cached keys in %s\n", dir)
+		return nil
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Issuer < entries[j].Issuer })
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ISSUER\tFETCHED\tFRESH UNTIL\tKEY IDS\tLAST ERROR")
+	const layout = "2006-01-02 15:04:05"
+	for _, e := range entries {
+		fetched, fresh := "never", "-"
+		if !e.FetchedAt.IsZero() {
+			fetched = e.FetchedAt.Local().Format(layout)
+			fresh = e.FreshUntil.Local().Format(layout)
+			if time.Now().After(e.FreshUntil) {
+				fresh += " (stale)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Issuer, fetched, fresh, strings.Join(keyIDs(e.JWKS), ","), e.LastError)
+	}
+	return tw.Flush()
+}
+
+func keyIDs(raw []byte) []string {
+	set, err := jwk.Parse(raw)
+	if err != nil {
+		return []string{"(unparsable)"}
+	}
+	var ids []string
+	for i := 0; i < set.Len(); i++ {
+		k, _ := set.Key(i)
+		if kid, ok := k.KeyID(); ok {
+			ids = append(ids, kid)
+		}
+	}
+	return ids
+}

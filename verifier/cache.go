@@ -1,0 +1,371 @@
+package verifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/opkssh-team/opkssh/policy"
+)
+
+// Cache defaults. Freshness follows the OP's Cache-Control max-age, clamped to [MinTTL, MaxTTL].
+const (
+	DefaultCacheDir   = "/var/cache/opkssh"
+	DefaultTTL        = time.Hour
+	DefaultMinTTL     = 5 * time.Minute
+	DefaultMaxTTL     = 24 * time.Hour
+	DefaultStaleFor   = 72 * time.Hour
+	DefaultRetryAfter = 30 * time.Second
+)
+
+// Cache is a KeySource that keeps each issuer's discovery document and JWKS on disk, so that a
+// verify process normally makes no network request at all, and logins keep working for StaleFor
+// while the OP is unreachable.
+//
+//   - A fresh entry that knows the token's kid is used as is.
+//   - A kid the entry does not know triggers a refetch (the OP rotated), but at most once per
+//     RetryAfter per issuer, across processes: a flood of tokens with made-up kids costs the OP one
+//     request per RetryAfter and costs logins nothing.
+//   - An entry past its freshness is refetched; if the OP cannot be reached, the entry is used up
+//     to StaleFor after it was fetched, and the decision log says "keys":"stale". A failed fetch
+//     is also remembered for RetryAfter so that an outage does not make every login wait for a
+//     timeout.
+//   - Pinned keys (jwks_file) never touch the network or the cache.
+//
+// Entries are written to a temporary file and renamed, so concurrent verifies never read a torn
+// file; an entry that does not parse is discarded and refetched. The directory must be owned by
+// the verify user (or root) and not writable by group or others; otherwise, or when Dir is empty,
+// the cache lives in memory for this process only, and that is logged once.
+type Cache struct {
+	Dir        string
+	Fetcher    Fetcher
+	Now        func() time.Time
+	DefaultTTL time.Duration
+	MinTTL     time.Duration
+	MaxTTL     time.Duration
+	StaleFor   time.Duration
+	RetryAfter time.Duration
+	Log        *slog.Logger
+
+	once    sync.Once
+	dirOK   bool
+	mu      sync.Mutex
+	entries map[string]*CacheEntry
+}
+
+// CacheEntry is one issuer's cached documents, as stored on disk.
+type CacheEntry struct {
+	Version     int             `json:"version"`
+	Issuer      string          `json:"issuer"`
+	FetchedAt   time.Time       `json:"fetched_at"`
+	FreshUntil  time.Time       `json:"fresh_until"`
+	LastAttempt time.Time       `json:"last_attempt"` // last fetch attempt, successful or not
+	LastError   string          `json:"last_error,omitempty"`
+	JWKSURI     string          `json:"jwks_uri"`
+	Discovery   json.RawMessage `json:"discovery"`
+	JWKS        json.RawMessage `json:"jwks"`
+}
+
+const cacheVersion = 1
+
+// Keys implements KeySource.
+func (c *Cache) Keys(ctx context.Context, p *policy.Provider, kid string) (jwk.Set, KeyInfo, error) {
+	if p.JWKSFile != "" {
+		set, err := pinnedKeys(p)
+		return set, KeyInfo{Source: KeySourcePinned}, err
+	}
+	c.init()
+	now := c.now()
+	e, set := c.load(p.Issuer)
+	known := set != nil && (kid == "" || hasKID(set, kid))
+	if e != nil && set != nil && now.Before(e.FreshUntil) && known {
+		return set, KeyInfo{Source: KeySourceCache, FetchedAt: e.FetchedAt}, nil
+	}
+	// Refetch: the entry is missing, stale, or does not know the kid. Rate-limited per issuer.
+	if e != nil && now.Sub(e.LastAttempt) < c.retryAfter() {
+		return c.fallback(e, set, now, errors.New(nonEmpty(e.LastError, "refetch rate-limited")))
+	}
+	fetched, ferr := c.Fetcher.Fetch(ctx, p)
+	if ferr != nil {
+		if e == nil {
+			e = &CacheEntry{Version: cacheVersion, Issuer: p.Issuer}
+		}
+		e.LastAttempt, e.LastError = now, ferr.Error()
+		c.store(e)
+		return c.fallback(e, set, now, ferr)
+	}
+	fresh, err := parseJWKS(fetched.JWKS)
+	if err != nil {
+		return c.fallback(e, set, now, err)
+	}
+	ne := &CacheEntry{
+		Version: cacheVersion, Issuer: p.Issuer, FetchedAt: now, FreshUntil: now.Add(c.ttl(fetched.MaxAge)),
+		LastAttempt: now, JWKSURI: fetched.JWKSURI, Discovery: fetched.Discovery, JWKS: fetched.JWKS,
+	}
+	c.store(ne)
+	return fresh, KeyInfo{Source: KeySourceNetwork, FetchedAt: now}, nil
+}
+
+// fallback serves a cached set that could not be refreshed, while it is within StaleFor.
+func (c *Cache) fallback(e *CacheEntry, set jwk.Set, now time.Time, cause error) (jwk.Set, KeyInfo, error) {
+	if e == nil || set == nil {
+		return nil, KeyInfo{}, cause
+	}
+	if now.Before(e.FreshUntil) {
+		// Fresh but the kid is unknown: hand back what we have; the lookup reports the miss.
+		return set, KeyInfo{Source: KeySourceCache, FetchedAt: e.FetchedAt}, nil
+	}
+	if now.Before(e.FetchedAt.Add(c.staleFor())) {
+		return set, KeyInfo{Source: KeySourceStale, FetchedAt: e.FetchedAt}, nil
+	}
+	return nil, KeyInfo{}, fmt.Errorf("cached keys fetched %s are past the %s stale window and the OP cannot be reached: %w",
+		e.FetchedAt.UTC().Format(time.RFC3339), c.staleFor(), cause)
+}
+
+func (c *Cache) init() {
+	c.once.Do(func() {
+		c.entries = map[string]*CacheEntry{}
+		if c.Dir == "" {
+			return
+		}
+		if err := checkCacheDir(c.Dir); err != nil {
+			c.logger().Warn("key cache directory unusable; caching in memory for this process only", "dir", c.Dir, "error", err.Error())
+			return
+		}
+		c.dirOK = true
+	})
+}
+
+// load returns the entry for issuer and its parsed key set (nil when absent or unparsable).
+func (c *Cache) load(issuer string) (*CacheEntry, jwk.Set) {
+	c.mu.Lock()
+	e := c.entries[issuer]
+	c.mu.Unlock()
+	if e == nil && c.dirOK {
+		e = c.readFile(issuer)
+	}
+	if e == nil || len(e.JWKS) == 0 {
+		return e, nil
+	}
+	set, err := parseJWKS(e.JWKS)
+	if err != nil {
+		c.logger().Warn("discarding a corrupt key cache entry", "issuer", issuer, "error", err.Error())
+		c.remove(issuer)
+		return nil, nil
+	}
+	return e, set
+}
+
+func (c *Cache) readFile(issuer string) *CacheEntry {
+	path := c.path(issuer)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if err := checkCacheFile(f); err != nil {
+		c.logger().Warn("ignoring a key cache file", "path", path, "error", err.Error())
+		return nil
+	}
+	var e CacheEntry
+	dec := json.NewDecoder(f)
+	if err := dec.Decode(&e); err != nil || e.Version != cacheVersion || e.Issuer != issuer {
+		c.logger().Warn("discarding a corrupt key cache file", "path", path)
+		os.Remove(path)
+		return nil
+	}
+	return &e
+}
+
+func (c *Cache) store(e *CacheEntry) {
+	c.mu.Lock()
+	c.entries[e.Issuer] = e
+	c.mu.Unlock()
+	if !c.dirOK {
+		return
+	}
+	data, err := json.Marshal(e)
+	if err == nil {
+		err = writeFileAtomic(c.path(e.Issuer), data, 0o600)
+	}
+	if err != nil {
+		c.logger().Warn("cannot write the key cache", "dir", c.Dir, "error", err.Error())
+	}
+}
+
+func (c *Cache) remove(issuer string) {
+	c.mu.Lock()
+	delete(c.entries, issuer)
+	c.mu.Unlock()
+	if c.dirOK {
+		os.Remove(c.path(issuer))
+	}
+}
+
+// path names an issuer's file by a hash: issuers are URLs, not file names.
+func (c *Cache) path(issuer string) string {
+	return filepath.Join(c.Dir, CacheFileName(issuer))
+}
+
+// CacheFileName is the file name of issuer's entry in a cache directory.
+func CacheFileName(issuer string) string {
+	sum := sha256.Sum256([]byte(issuer))
+	return "jwks-" + hex.EncodeToString(sum[:12]) + ".json"
+}
+
+func (c *Cache) ttl(maxAge time.Duration) time.Duration {
+	ttl := maxAge
+	if ttl == 0 {
+		ttl = orDefault(c.DefaultTTL, DefaultTTL)
+	}
+	return min(max(ttl, orDefault(c.MinTTL, DefaultMinTTL)), orDefault(c.MaxTTL, DefaultMaxTTL))
+}
+
+func (c *Cache) staleFor() time.Duration   { return orDefault(c.StaleFor, DefaultStaleFor) }
+func (c *Cache) retryAfter() time.Duration { return orDefault(c.RetryAfter, DefaultRetryAfter) }
+
+func (c *Cache) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Cache) logger() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func nonEmpty(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
+}
+
+func hasKID(set jwk.Set, kid string) bool {
+	_, ok := set.LookupKeyID(kid)
+	return ok
+}
+
+// checkCacheDir accepts a directory owned by us or root and not writable by group or others:
+// whoever can write the cache can make verify trust keys of their choosing.
+func checkCacheDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return checkOwnerMode(fi, dir)
+}
+
+func checkCacheFile(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", f.Name())
+	}
+	return checkOwnerMode(fi, f.Name())
+}
+
+func checkOwnerMode(fi fs.FileInfo, path string) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%s: cannot read its owner", path)
+	}
+	if uid := int(st.Uid); uid != 0 && uid != os.Geteuid() {
+		return fmt.Errorf("%s is owned by uid %d, not by root or the verify user (uid %d)", path, uid, os.Geteuid())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is writable by group or others (mode %v)", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// writeFileAtomic writes data next to path and renames it into place.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err == nil {
+		if _, err = tmp.Write(data); err == nil {
+			err = tmp.Sync()
+		}
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// ReadCacheDir lists the entries in a cache directory, for `opkssh cache`.
+func ReadCacheDir(dir string) ([]CacheEntry, error) {
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []CacheEntry
+	for _, n := range names {
+		if !strings.HasPrefix(n.Name(), "jwks-") || !strings.HasSuffix(n.Name(), ".json") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, n.Name()))
+		if err != nil {
+			continue
+		}
+		var e CacheEntry
+		if json.Unmarshal(data, &e) == nil && e.Version == cacheVersion {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// ClearCacheDir removes every cache entry (and nothing else) from dir.
+func ClearCacheDir(dir string) (int, error) {
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range names {
+		if strings.HasPrefix(e.Name(), "jwks-") && strings.HasSuffix(e.Name(), ".json") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
