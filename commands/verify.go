@@ -56,9 +56,16 @@ request. A token signed by an unknown key triggers a refetch (at most every 30s 
 OP is unreachable its cached keys stay usable for --stale-for, and such decisions are logged with
 "keys":"stale". A provider's jwks_file pins keys and never touches the network.`,
 		Example: `  opkssh verify alice "$(awk '{print $2}' ~/.ssh/id_ecdsa-cert.pub)" ecdsa-sha2-nistp256-cert-v01@openssh.com --policy ./policies.yaml`,
-		Args:    cobra.ExactArgs(3),
+		Args:    cobra.ArbitraryArgs,
 		RunE:    func(cmd *cobra.Command, args []string) error { return runVerify(cmd, f, args) },
 	}
+	// stdout belongs to sshd: even help goes to stderr.
+	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
+		c.SetOut(c.ErrOrStderr())
+		fmt.Fprintln(c.ErrOrStderr(), c.Long)
+		fmt.Fprintln(c.ErrOrStderr())
+		fmt.Fprint(c.ErrOrStderr(), c.UsageString())
+	})
 	fl := cmd.Flags()
 	fl.StringVar(&f.policyPath, "policy", DefaultPolicyPath, "policy file; drop-ins are read from policies.d beside it")
 	fl.StringVar(&f.logFile, "log-file", "", "append decisions to this file (default "+DefaultLogFile+" when /var/log/opkssh exists)")
@@ -73,6 +80,12 @@ OP is unreachable its cached keys stay usable for --stale-for, and such decision
 func runVerify(cmd *cobra.Command, f verifyFlags, args []string) error {
 	logger, closeLog := openDecisionLog(cmd.ErrOrStderr(), f.logFile)
 	defer closeLog()
+	if len(args) != 3 {
+		// A broken AuthorizedKeysCommand line: say so where the administrator looks.
+		logger.Info("opkssh verify", "decision", "deny", "reason", verifier.ReasonBadRequest,
+			"detail", fmt.Sprintf("verify takes 3 arguments (%%u %%k %%t), got %d; check AuthorizedKeysCommand in sshd_config", len(args)))
+		return exitError{code: 1}
+	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), 3*f.timeout)
 	defer cancel()
 	opts := verifier.Options{

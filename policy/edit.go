@@ -39,6 +39,9 @@ func Add(path, principal string, id Identity, providerName string) (AddResult, e
 	if msg := checkIdentity(id); msg != "" {
 		return AddResult{}, fmt.Errorf("identity %s: %s", id, msg)
 	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return AddResult{}, fmt.Errorf("policy file %s does not exist: create it with a providers section first (see examples/policies.yaml), or pass --policy", path)
+	}
 	unlock, err := lockFile(path + ".lock")
 	if err != nil {
 		return AddResult{}, fmt.Errorf("locking %s: %w", path, err)

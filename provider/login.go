@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -184,7 +186,9 @@ func NewClientInstance(signer crypto.Signer, alg string) (*clientinstance.Claims
 	return cic, string(h), nil
 }
 
-// listenFirst binds the first redirect URI whose port is free.
+// listenFirst binds the first redirect URI whose port is free. For "localhost" it binds the port
+// on 127.0.0.1 and, where IPv6 exists, on ::1 as well: browsers may resolve localhost to either,
+// and a port held by another program on one of them could otherwise receive our callback.
 func listenFirst(uris []string) (net.Listener, string, error) {
 	var errs []error
 	for _, r := range uris {
@@ -193,7 +197,7 @@ func listenFirst(uris []string) (net.Listener, string, error) {
 			errs = append(errs, err)
 			continue
 		}
-		ln, err := net.Listen("tcp", u.Host)
+		ln, err := listenLoopback(u)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -201,6 +205,65 @@ func listenFirst(uris []string) (net.Listener, string, error) {
 		return ln, r, nil
 	}
 	return nil, "", fmt.Errorf("%w (%v); close the program using them or pass --redirect-uri with another port registered at your OP", ErrNoFreePort, errors.Join(errs...))
+}
+
+func listenLoopback(u *url.URL) (net.Listener, error) {
+	if !strings.EqualFold(u.Hostname(), "localhost") {
+		return net.Listen("tcp", u.Host)
+	}
+	v4, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", u.Port()))
+	if err != nil {
+		return nil, err
+	}
+	v6, err := net.Listen("tcp6", net.JoinHostPort("::1", u.Port()))
+	if err != nil {
+		if isAddrInUse(err) {
+			v4.Close()
+			return nil, fmt.Errorf("[::1]:%s is in use by another program: %w", u.Port(), err)
+		}
+		return v4, nil // no IPv6 loopback on this machine
+	}
+	return &dualListener{Listener: v4, other: v6}, nil
+}
+
+func isAddrInUse(err error) bool { return errors.Is(err, syscall.EADDRINUSE) }
+
+// dualListener accepts on two listeners (127.0.0.1 and ::1) as one.
+type dualListener struct {
+	net.Listener
+	other net.Listener
+	once  sync.Once
+	conns chan acceptResult
+}
+
+type acceptResult struct {
+	c   net.Conn
+	err error
+}
+
+func (d *dualListener) Accept() (net.Conn, error) {
+	d.once.Do(func() {
+		d.conns = make(chan acceptResult, 2) // room for both final errors after Close
+		for _, l := range []net.Listener{d.Listener, d.other} {
+			go func() {
+				for {
+					c, err := l.Accept()
+					d.conns <- acceptResult{c, err}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	})
+	r := <-d.conns
+	return r.c, r.err
+}
+
+func (d *dualListener) Close() error {
+	err := d.Listener.Close()
+	d.other.Close()
+	return err
 }
 
 type flowResult struct {
@@ -234,7 +297,10 @@ func (f *browserFlow) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		err := fmt.Errorf("the OP refused the login: %s %s", e, q.Get("error_description"))
+		err := fmt.Errorf("the OP refused the login: %s", e)
+		if d := q.Get("error_description"); d != "" {
+			err = fmt.Errorf("the OP refused the login: %s: %s", e, d)
+		}
 		f.finish(flowResult{err: err})
 		page(w, http.StatusForbidden, "Login failed", err.Error())
 		return

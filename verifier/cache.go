@@ -48,7 +48,8 @@ const (
 // Entries are written to a temporary file and renamed, so concurrent verifies never read a torn
 // file; an entry that does not parse is discarded and refetched. The directory must be owned by
 // the verify user (or root) and not writable by group or others; otherwise, or when Dir is empty,
-// the cache lives in memory for this process only, and that is logged once.
+// the cache lives in memory for this process only, and KeyInfo.Note says why (the decision log
+// carries it).
 type Cache struct {
 	Dir        string
 	Fetcher    Fetcher
@@ -62,6 +63,7 @@ type Cache struct {
 
 	once    sync.Once
 	dirOK   bool
+	note    string // why the cache is memory-only, reported in each KeyInfo
 	mu      sync.Mutex
 	entries map[string]*CacheEntry
 }
@@ -83,6 +85,12 @@ const cacheVersion = 1
 
 // Keys implements KeySource.
 func (c *Cache) Keys(ctx context.Context, p *policy.Provider, kid string) (jwk.Set, KeyInfo, error) {
+	set, info, err := c.keys(ctx, p, kid)
+	info.Note = c.note
+	return set, info, err
+}
+
+func (c *Cache) keys(ctx context.Context, p *policy.Provider, kid string) (jwk.Set, KeyInfo, error) {
 	if p.JWKSFile != "" {
 		set, err := pinnedKeys(p)
 		return set, KeyInfo{Source: KeySourcePinned}, err
@@ -142,7 +150,7 @@ func (c *Cache) init() {
 			return
 		}
 		if err := checkCacheDir(c.Dir); err != nil {
-			c.logger().Warn("key cache directory unusable; caching in memory for this process only", "dir", c.Dir, "error", err.Error())
+			c.note = "key cache in memory only: " + err.Error()
 			return
 		}
 		c.dirOK = true

@@ -31,6 +31,7 @@ type KeySource interface {
 type KeyInfo struct {
 	Source    string    // one of the KeySource* constants
 	FetchedAt time.Time // when the keys were fetched from the OP (zero for pinned keys)
+	Note      string    // a problem worth an administrator's attention, e.g. an unusable cache directory
 }
 
 // Key sources named in the decision log.

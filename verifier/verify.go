@@ -53,6 +53,9 @@ type Result struct {
 	Email       string
 	Fingerprint string
 	Keys        KeyInfo // where the OP's keys came from
+	// TokenVerified says the identity fields were checked against the OP's signature; when false
+	// they are what an unverified token claimed, logged to show who tried.
+	TokenVerified bool
 }
 
 // Verify decides a request and writes one decision line to the log. It never panics on input:
@@ -135,6 +138,7 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 		}
 		return fail(code, err)
 	}
+	res.TokenVerified = true
 	if err := sameKey(pkt, cert); err != nil {
 		return fail(ReasonKeyMismatch, err)
 	}
@@ -288,8 +292,14 @@ func logDecision(l *slog.Logger, req Request, res Result) {
 		"email", clip(res.Email), "provider", res.Provider, "fingerprint", res.Fingerprint,
 		"detail", res.Detail,
 	}
+	if res.Issuer != "" {
+		attrs = append(attrs, "token_verified", res.TokenVerified)
+	}
 	if res.Keys.Source != "" {
 		attrs = append(attrs, "keys", res.Keys.Source)
+	}
+	if res.Keys.Note != "" {
+		attrs = append(attrs, "keys_note", res.Keys.Note)
 	}
 	if res.Keys.Source == KeySourceStale {
 		attrs = append(attrs, "keys_fetched_at", res.Keys.FetchedAt.UTC().Format(time.RFC3339))

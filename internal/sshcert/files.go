@@ -74,6 +74,9 @@ func ReadCertFile(path string) (*ssh.Certificate, error) {
 	if len(data) > 2*MaxCertBase64 {
 		return nil, fmt.Errorf("%s: %w: file too large", path, ErrMalformed)
 	}
+	if bytes.Contains(data, []byte("PRIVATE KEY-----")) {
+		return nil, fmt.Errorf("%s is a private key; the certificate is %s", path, CertPath(path))
+	}
 	pub, _, _, _, err := ssh.ParseAuthorizedKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", path, ErrMalformed, err)
