@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/opkssh-team/opkssh/commands.Version=$(VERSION)
 
-.PHONY: all build demo test test-short vet fuzz clean
+.PHONY: all build demo test vet fuzz bench clean
 
 all: build
 
@@ -35,3 +35,8 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# Whole-process verify latency (cold, warm, OP down), policy scaling, 50 parallel ssh logins, login
+# latency and peak RSS; writes docs/benchmarks.md. Run as root with openssh-server for the sshd part.
+bench:
+	$(GO) run ./internal/bench -out docs/benchmarks.md

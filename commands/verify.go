@@ -71,7 +71,7 @@ OP is unreachable its cached keys stay usable for --stale-for, and such decision
 	fl.StringVar(&f.logFile, "log-file", "", "append decisions to this file (default "+DefaultLogFile+" when /var/log/opkssh exists)")
 	fl.StringVar(&f.clientAddr, "client-addr", "", "client address for the log (sshd's %C)")
 	fl.DurationVar(&f.timeout, "timeout", verifier.DefaultFetchTimeout, "limit for each request to the OP")
-	fl.StringVar(&f.cacheDir, "cache-dir", verifier.DefaultCacheDir, "where the OPs' keys are cached (owned by the verify user, mode 0700); \"\" for memory only")
+	fl.StringVar(&f.cacheDir, "cache-dir", verifier.DefaultCacheDir, "where the OPs' keys and a compiled policy snapshot are cached (owned by the verify user, mode 0700); \"\" for none")
 	fl.DurationVar(&f.staleFor, "stale-for", verifier.DefaultStaleFor, "how long cached keys stay usable while the OP is unreachable")
 	fl.IntVar(&f.policyOwner, "policy-owner", 0, "also trust policy files owned by this uid besides root (demos and tests; never in sshd_config)")
 	return cmd
@@ -90,11 +90,11 @@ func runVerify(cmd *cobra.Command, f verifyFlags, args []string) error {
 	defer cancel()
 	opts := verifier.Options{
 		LoadPolicy: func() (*policy.Policy, error) {
-			return policy.Load(policy.LoadOptions{
+			return policy.LoadForPrincipal(policy.LoadOptions{
 				Path:        f.policyPath,
 				DropInDir:   filepath.Join(filepath.Dir(f.policyPath), "policies.d"),
 				TrustedUIDs: []int{0, f.policyOwner},
-			})
+			}, f.cacheDir, args[0])
 		},
 		Keys: &verifier.Cache{Dir: f.cacheDir, Fetcher: verifier.Fetcher{Timeout: f.timeout}, StaleFor: f.staleFor, Log: logger},
 		Log:  logger,

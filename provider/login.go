@@ -348,16 +348,20 @@ func (f *browserFlow) finish(r flowResult) {
 	f.once.Do(func() { f.done <- r })
 }
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+// pageTmpl is parsed on first use: every package's init runs in every opkssh process, including
+// the verify that sshd starts for each login.
+var pageTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>opkssh: {{.Title}}</title></head>
 <body style="font-family:sans-serif;max-width:40em;margin:4em auto"><h1>{{.Title}}</h1><p>{{.Body}}</p></body></html>
 `))
+})
 
 func page(w http.ResponseWriter, code int, title, body string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	pageTmpl.Execute(w, struct{ Title, Body string }{title, body})
+	pageTmpl().Execute(w, struct{ Title, Body string }{title, body})
 }
 
 func randomString() string {

@@ -14,9 +14,9 @@ import (
 	"github.com/opkssh-team/opkssh/policy"
 )
 
-// idTokenVerifier is our openpubkey ProviderVerifier: it checks the OP's signature with keys from
-// a KeySource, and the issuer, audience and nonce commitment. openpubkey's verifier calls it after
-// checking the client's signature, and passes its error back to us unchanged.
+// idTokenVerifier checks the OP's signature on the ID token with keys from a KeySource, and the
+// issuer, audience and nonce commitment. Its method set is openpubkey's ProviderVerifier, so it
+// also plugs into openpubkey's verifier.
 type idTokenVerifier struct {
 	provider *policy.Provider
 	keys     KeySource

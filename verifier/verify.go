@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/openpubkey/openpubkey/pktoken"
-	opkverifier "github.com/openpubkey/openpubkey/verifier"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/opkssh-team/opkssh/internal/sshcert"
@@ -124,19 +126,18 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 		return fail(ReasonProviderBroken, fmt.Errorf("provider %s is disabled by a policy error: %w", prov.Name, perr))
 	}
 
-	idv := &idTokenVerifier{provider: prov, keys: opts.Keys}
-	v, err := opkverifier.New(idv, opkverifier.WithExpirationPolicy(opkverifier.ExpirationPolicies.NEVER_EXPIRE))
-	if err != nil {
-		return fail(ReasonTokenInvalid, err)
+	if err := verifyCICSignature(pkt); err != nil {
+		return fail(ReasonCICSignature, err)
 	}
-	err = v.VerifyPKToken(ctx, pkt)
+	cic, err := pkt.GetCicValues()
+	if err != nil {
+		return fail(ReasonPKTokenMalformed, err)
+	}
+	idv := &idTokenVerifier{provider: prov, keys: opts.Keys}
+	err = idv.VerifyIDToken(ctx, pkt.OpToken, cic)
 	res.Keys = idv.keyInfo
 	if err != nil {
-		code := reasonOf(err, ReasonTokenInvalid)
-		if code == ReasonTokenInvalid && strings.HasPrefix(err.Error(), "error verifying client signature") {
-			code = ReasonCICSignature
-		}
-		return fail(code, err)
+		return fail(reasonOf(err, ReasonTokenInvalid), err)
 	}
 	res.TokenVerified = true
 	if err := sameKey(pkt, cert); err != nil {
@@ -166,6 +167,31 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 // authorizedKeysLine renders the single line sshd reads. principal has been validated.
 func authorizedKeysLine(principal string, key ssh.PublicKey) string {
 	return fmt.Sprintf("cert-authority,principals=\"%s\" %s %s", principal, key.Type(), base64.StdEncoding.EncodeToString(key.Marshal()))
+}
+
+// verifyCICSignature checks the client's signature over the ID token's payload with the key the
+// client instance claims name: the PK token's proof that the key holder asked for this token.
+func verifyCICSignature(pkt *pktoken.PKToken) error {
+	cic, err := pkt.GetCicValues()
+	if err != nil {
+		return fmt.Errorf("client instance claims: %w", err)
+	}
+	alg, ok := jwa.LookupSignatureAlgorithm(cic.KeyAlgorithm())
+	if !ok || (alg != jwa.ES256() && alg != jwa.EdDSA() && alg != jwa.RS256()) {
+		return fmt.Errorf("client key algorithm %q is not accepted", cic.KeyAlgorithm())
+	}
+	key, err := jwk.PublicKeyOf(cic.PublicKey())
+	if err != nil {
+		return fmt.Errorf("client key: %w", err)
+	}
+	payload, err := jws.Verify(pkt.CicToken, jws.WithKey(alg, key))
+	if err != nil {
+		return fmt.Errorf("client signature: %w", err)
+	}
+	if !bytes.Equal(payload, pkt.Payload) {
+		return errors.New("client signature covers another payload")
+	}
+	return nil
 }
 
 // parsePKToken guards the library parser: its input is attacker-controlled.

@@ -188,6 +188,8 @@ PermitRootLogin prohibit-password
 AllowTcpForwarding yes
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
+# Many logins at once (tests, benchmarks, Ansible-style fan-out) exceed the default 10:30:100.
+MaxStartups 100:30:200
 `, port, hostKeyPath, filepath.Join(opts.WorkDir, "sshd.pid"), opts.Install.Binary, opts.Install.Policy, opts.Install.Log, opts.Install.Cache, opts.VerifyUser)
 	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
 		return nil, err

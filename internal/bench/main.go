@@ -1,0 +1,510 @@
+// Command bench measures opkssh as sshd experiences it and writes docs/benchmarks.md:
+// whole-process verify latency (cold and warm cache, OP stopped), policy size scaling, parallel
+// ssh logins through a real sshd, login latency, and the peak RSS of one verify. Run it with
+// `make bench` (as root with openssh-server installed for the sshd part).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opkssh-team/opkssh/internal/logintest"
+	"github.com/opkssh-team/opkssh/internal/sshdtest"
+	"github.com/opkssh-team/opkssh/internal/testop"
+	"github.com/opkssh-team/opkssh/verifier"
+)
+
+func main() {
+	out := flag.String("out", "docs/benchmarks.md", "report file")
+	runs := flag.Int("runs", 60, "runs per latency measurement")
+	flag.Parse()
+	if err := run(*out, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	dir, bin, browserDir string
+	op                   *testop.Server
+	certB64, certType    string
+	key                  string
+	runs                 int
+	report               strings.Builder
+}
+
+func run(out string, runs int) error {
+	dir, err := os.MkdirTemp("", "opkssh-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	b := &bench{dir: dir, bin: filepath.Join(dir, "opkssh"), browserDir: filepath.Join(dir, "browser"), runs: runs}
+	for _, t := range [][2]string{{b.bin, "./cmd/opkssh"}, {filepath.Join(b.browserDir, "xdg-open"), "./internal/testop/fakebrowser"}} {
+		if o, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", t[0], t[1]).CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", t[1], err, o)
+		}
+	}
+	b.op, err = testop.Start(testop.Options{Users: []testop.User{{Subject: "alice", Email: "alice@example.com", EmailVerified: true}}})
+	if err != nil {
+		return err
+	}
+	defer b.op.Close()
+
+	b.header()
+	steps := []struct {
+		name string
+		fn   func() error
+	}{
+		{"login", b.login},
+		{"verify", b.verifyLatency},
+		{"op-down", b.opDown},
+		{"scaling", b.scaling},
+		{"rss", b.rss},
+		{"sshd", b.parallelSSH},
+	}
+	for _, s := range steps {
+		fmt.Fprintf(os.Stderr, "bench: %s\n", s.name)
+		if err := s.fn(); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", out)
+	return os.WriteFile(out, []byte(b.report.String()), 0o644)
+}
+
+func (b *bench) header() {
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b.report, "# opkssh benchmarks\n\nProduced by `make bench` (internal/bench) on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b.report, "| machine | |\n|---|---|\n")
+	fmt.Fprintf(&b.report, "| host | %s |\n| CPU | %s × %d |\n| kernel | %s |\n| Go | %s |\n| load average at start | %s |\n\n",
+		host, cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), loadavg())
+	fmt.Fprintf(&b.report, "Latencies are wall-clock times of whole `opkssh` processes started from Go (fork, exec, "+
+		"run, exit), %d runs each unless stated, test OP on 127.0.0.1. Other work on the machine shows up in p95.\n\n", b.runs)
+}
+
+// login measures `opkssh login` end to end against the test OP, through the scripted browser.
+func (b *bench) login() error {
+	var times []time.Duration
+	for i := 0; i < 20; i++ {
+		key := filepath.Join(b.dir, fmt.Sprintf("login%d", i))
+		redirect, err := logintest.FreeRedirectURI()
+		if err != nil {
+			return err
+		}
+		d, _, err := b.exec([]string{"HOME=" + b.dir, "FAKEBROWSER_USER=alice@example.com"}, "login", "--issuer", b.op.Issuer(), "--client-id", "opkssh", "--key-file", key, "--redirect-uri", redirect)
+		if err != nil {
+			return err
+		}
+		times = append(times, d)
+		b.key = key
+	}
+	data, err := os.ReadFile(b.key + "-cert.pub")
+	if err != nil {
+		return err
+	}
+	f := strings.Fields(string(data))
+	b.certType, b.certB64 = f[0], f[1]
+	fmt.Fprintf(&b.report, "## Login\n\n`opkssh login` against the test OP with the scripted browser (key generation, discovery, "+
+		"authorization, token exchange, ID-token check, certificate, files), 20 runs: %s.\n\n", stats(times))
+	return nil
+}
+
+func (b *bench) policyFile(name string, rules int) (string, error) {
+	dir := filepath.Join(b.dir, name)
+	if err := os.MkdirAll(filepath.Join(dir, "policies.d"), 0o755); err != nil {
+		return "", err
+	}
+	main := fmt.Sprintf("version: 1\nproviders:\n  test:\n    issuer: %s\n    client_ids: [opkssh]\n    expiration: 24h\nrules:\n  - principals: [alice]\n    provider: test\n    identities:\n      - email: alice@example.com\n", b.op.Issuer())
+	if err := os.WriteFile(filepath.Join(dir, "policies.yaml"), []byte(main), 0o644); err != nil {
+		return "", err
+	}
+	// The other rules go into drop-ins of 10,000 rules, as configuration management would write them.
+	const perFile = 10000
+	for f := 0; f*perFile < rules-1; f++ {
+		var sb strings.Builder
+		sb.WriteString("version: 1\nrules:\n")
+		for i := f * perFile; i < min((f+1)*perFile, rules-1); i++ {
+			fmt.Fprintf(&sb, "  - {principals: [user%d], provider: test, identities: [{email: user%d@example.com}]}\n", i, i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "policies.d", fmt.Sprintf("%03d.yaml", f)), []byte(sb.String()), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(dir, "policies.yaml"), nil
+}
+
+func (b *bench) verifyArgs(policy, cacheDir, principal string) []string {
+	return []string{"verify", principal, b.certB64, b.certType, "--policy", policy, "--cache-dir", cacheDir, "--log-file", filepath.Join(b.dir, "verify.log")}
+}
+
+func (b *bench) newCacheDir(name string) string {
+	d := filepath.Join(b.dir, name)
+	os.RemoveAll(d)
+	os.MkdirAll(d, 0o700)
+	return d
+}
+
+// verifyLatency measures cold (empty cache: discovery + JWKS from the OP) and warm verifies.
+func (b *bench) verifyLatency() error {
+	pol, err := b.policyFile("p10", 10)
+	if err != nil {
+		return err
+	}
+	var cold, warm []time.Duration
+	for i := 0; i < b.runs; i++ {
+		d, _, err := b.exec(nil, b.verifyArgs(pol, b.newCacheDir("cold"), "alice")...)
+		if err != nil {
+			return err
+		}
+		cold = append(cold, d)
+	}
+	warmDir := b.newCacheDir("warm")
+	if _, _, err := b.exec(nil, b.verifyArgs(pol, warmDir, "alice")...); err != nil {
+		return err
+	}
+	before := b.op.Requests("/jwks") + b.op.Requests("/.well-known/openid-configuration")
+	for i := 0; i < b.runs; i++ {
+		d, _, err := b.exec(nil, b.verifyArgs(pol, warmDir, "alice")...)
+		if err != nil {
+			return err
+		}
+		warm = append(warm, d)
+	}
+	requests := b.op.Requests("/jwks") + b.op.Requests("/.well-known/openid-configuration") - before
+	hello, err := b.helloWorld()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(&b.report, "## Verify latency (whole process)\n\n| case | latency |\n|---|---|\n")
+	fmt.Fprintf(&b.report, "| Go hello-world process, for reference | %s |\n", stats(hello))
+	fmt.Fprintf(&b.report, "| cold: empty key cache, discovery + JWKS from the test OP | %s |\n", stats(cold))
+	fmt.Fprintf(&b.report, "| warm: keys from the cache (%d OP requests in %d runs) | %s |\n\n", requests, b.runs, stats(warm))
+	fmt.Fprintf(&b.report, "Target: warm median ≤ 5 ms. Measured warm median: %.2f ms (%s).\n\n", ms(median(warm)), verdict(median(warm) <= 5*time.Millisecond))
+	return nil
+}
+
+// opDown stops answering as the OP and checks the stale window with a shifted cache entry.
+func (b *bench) opDown() error {
+	pol, err := b.policyFile("p10", 10)
+	if err != nil {
+		return err
+	}
+	dir := b.newCacheDir("down")
+	if _, _, err := b.exec(nil, b.verifyArgs(pol, dir, "alice")...); err != nil {
+		return err
+	}
+	// A second OP instance would have another issuer, so stop this one only for this step by
+	// pointing the cache's clock back instead: rewrite the entry as fetched 2h ago (stale).
+	file := filepath.Join(dir, verifier.CacheFileName(b.op.Issuer()))
+	age := func(d time.Duration) error {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		var e verifier.CacheEntry
+		if err := json.Unmarshal(data, &e); err != nil {
+			return err
+		}
+		e.FetchedAt = time.Now().Add(-d)
+		e.FreshUntil = e.FetchedAt.Add(time.Hour)
+		e.LastAttempt = time.Now() // within RetryAfter: no refetch, as right after a failed one
+		data, _ = json.Marshal(e)
+		return os.WriteFile(file, data, 0o600)
+	}
+	var times []time.Duration
+	if err := age(2 * time.Hour); err != nil {
+		return err
+	}
+	for i := 0; i < b.runs; i++ {
+		d, _, err := b.exec(nil, b.verifyArgs(pol, dir, "alice")...)
+		if err != nil {
+			return fmt.Errorf("stale keys inside the window: %w", err)
+		}
+		times = append(times, d)
+	}
+	staleLine := lastLine(filepath.Join(b.dir, "verify.log"))
+	if err := age(73 * time.Hour); err != nil {
+		return err
+	}
+	_, code, _ := b.execAllowFail(nil, b.verifyArgs(pol, dir, "alice")...)
+	pastLine := lastLine(filepath.Join(b.dir, "verify.log"))
+	fmt.Fprintf(&b.report, "## Verify with the OP unreachable (warm cache)\n\n")
+	fmt.Fprintf(&b.report, "The cache entry is made 2 h old (past freshness) with a failed fetch just recorded, as during an outage: "+
+		"allowed with stale keys, %s. Decision log: `%s`.\n\n", stats(times), clipJSON(staleLine, "keys"))
+	fmt.Fprintf(&b.report, "Made 73 h old (past the 72 h stale window): exit %d, %s. Decision log: `%s`.\n\n",
+		code, verdict(code == 1), clipJSON(pastLine, "reason"))
+	return nil
+}
+
+func (b *bench) scaling() error {
+	fmt.Fprintf(&b.report, "## Policy size\n\nWarm verify (keys cached), rules spread over drop-ins of 10,000.\n\n| rules | first verify (cold policy) | warm |\n|---|---|---|\n")
+	var base time.Duration
+	for _, n := range []int{10, 1000, 100000} {
+		pol, err := b.policyFile(fmt.Sprintf("scale%d", n), n)
+		if err != nil {
+			return err
+		}
+		dir := b.newCacheDir(fmt.Sprintf("scale%d-cache", n))
+		first, _, err := b.exec(nil, b.verifyArgs(pol, dir, "alice")...)
+		if err != nil {
+			return err
+		}
+		var times []time.Duration
+		for i := 0; i < b.runs; i++ {
+			d, _, err := b.exec(nil, b.verifyArgs(pol, dir, "alice")...)
+			if err != nil {
+				return err
+			}
+			times = append(times, d)
+		}
+		if n == 10 {
+			base = median(times)
+		}
+		fmt.Fprintf(&b.report, "| %d | %.1f ms | %s |\n", n, ms(first), stats(times))
+		if n == 100000 {
+			ratio := float64(median(times)) / float64(base)
+			fmt.Fprintf(&b.report, "\nTarget: 100,000 rules warm median ≤ 2× the 10-rule median. Measured: %.2f× (%s).\n\n", ratio, verdict(ratio <= 2))
+		}
+	}
+	return nil
+}
+
+// rss measures the peak RSS of verify with /usr/bin/time. getrusage on our own child would
+// report this benchmark's RSS: Go starts children with CLONE_VM, and the kernel records the
+// parent's high-water mark in the child's at exec.
+func (b *bench) rss() error {
+	fmt.Fprintf(&b.report, "## Memory\n\n")
+	if _, err := os.Stat("/usr/bin/time"); err != nil {
+		fmt.Fprintf(&b.report, "Not measured: /usr/bin/time is missing (apt-get install time).\n\n")
+		return nil
+	}
+	pol, err := b.policyFile("p10", 10)
+	if err != nil {
+		return err
+	}
+	warm := b.newCacheDir("rss-warm")
+	if _, _, err := b.exec(nil, b.verifyArgs(pol, warm, "alice")...); err != nil {
+		return err
+	}
+	var peak int
+	fmt.Fprintf(&b.report, "Peak RSS (/usr/bin/time %%M):\n\n| process | peak RSS |\n|---|---|\n")
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"verify, warm cache", b.verifyArgs(pol, warm, "alice")},
+		{"verify, cold cache (fetches the JWKS)", b.verifyArgs(pol, b.newCacheDir("rss-cold"), "alice")},
+		{"opkssh --version", []string{"--version"}},
+	} {
+		out, err := exec.Command("/usr/bin/time", append([]string{"-f", "%M", b.bin}, c.args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %v: %s", c.name, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		var kb int
+		fmt.Sscanf(lines[len(lines)-1], "%d", &kb)
+		peak = max(peak, kb)
+		fmt.Fprintf(&b.report, "| %s | %.1f MB |\n", c.name, float64(kb)/1024)
+	}
+	fmt.Fprintf(&b.report, "\nTarget: peak RSS of a verify ≤ 20 MB: %s.\n\n", verdict(peak <= 20*1024))
+	return nil
+}
+
+// parallelSSH runs 50 ssh logins at once through a real sshd whose AuthorizedKeysCommand is opkssh.
+func (b *bench) parallelSSH() error {
+	fmt.Fprintf(&b.report, "## 50 parallel ssh logins through sshd\n\n")
+	if err := sshdtest.Available(); err != nil {
+		fmt.Fprintf(&b.report, "Not measured: %v.\n", err)
+		return nil
+	}
+	const account = "opkssh-bench"
+	remove, err := sshdtest.EnsureUser(account)
+	if err != nil {
+		return err
+	}
+	defer remove()
+	in, err := sshdtest.NewInstall(b.bin, "nobody")
+	if err != nil {
+		return err
+	}
+	defer in.Remove()
+	in.WritePolicy(fmt.Sprintf("version: 1\nproviders:\n  test:\n    issuer: %s\n    client_ids: [opkssh]\n    expiration: 24h\nrules:\n  - principals: [%s]\n    provider: test\n    identities:\n      - email: alice@example.com\n", b.op.Issuer(), account))
+	work := filepath.Join(b.dir, "sshd")
+	os.MkdirAll(work, 0o755)
+	srv, err := sshdtest.Start(sshdtest.Options{WorkDir: work, Install: in})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	// The harness sets MaxStartups 100:30:200 (the default 10:30:100 drops connections at random
+	// beyond 10 unauthenticated ones); a failed login is retried once and counted.
+	const n = 50
+	var mu sync.Mutex
+	var times []time.Duration
+	failures, retried := 0, 0
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for attempt := 0; attempt < 2; attempt++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				t0 := time.Now()
+				out, _, err := srv.Run(ctx, account, b.key, "true && echo ok")
+				cancel()
+				mu.Lock()
+				if err == nil && strings.TrimSpace(out) == "ok" {
+					times = append(times, time.Since(t0))
+					mu.Unlock()
+					return
+				}
+				if attempt == 0 {
+					retried++
+				} else {
+					failures++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	total := time.Since(start)
+	fmt.Fprintf(&b.report, "Real sshd on 127.0.0.1 (AuthorizedKeysCommand as nobody, MaxStartups 100:30:200), real ssh client, key ECDSA P-256, all started at once: "+
+		"%d of %d logins succeeded (%d needed a second attempt, %d failed twice) in %.1f s; per login %s.\n",
+		len(times), n, retried, failures, total.Seconds(), stats(times))
+	return nil
+}
+
+func (b *bench) helloWorld() ([]time.Duration, error) {
+	src := filepath.Join(b.dir, "hello")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { println(\"hello\") }\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.25\n"), 0o644)
+	bin := filepath.Join(b.dir, "hello-bin")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = src
+	if o, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("%v: %s", err, o)
+	}
+	var times []time.Duration
+	for i := 0; i < b.runs; i++ {
+		t0 := time.Now()
+		if err := exec.Command(bin).Run(); err != nil {
+			return nil, err
+		}
+		times = append(times, time.Since(t0))
+	}
+	return times, nil
+}
+
+func (b *bench) exec(env []string, args ...string) (time.Duration, string, error) {
+	d, code, out := b.execAllowFail(env, args...)
+	if code != 0 {
+		return d, out, fmt.Errorf("opkssh %s: exit %d: %s", args[0], code, out)
+	}
+	return d, out, nil
+}
+
+func (b *bench) execAllowFail(env []string, args ...string) (time.Duration, int, string) {
+	cmd := exec.Command(b.bin, args...)
+	cmd.Env = append([]string{"PATH=" + b.browserDir + ":/usr/bin:/bin"}, env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	err := cmd.Run()
+	d := time.Since(t0)
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	return d, code, out.String()
+}
+
+func median(t []time.Duration) time.Duration { return percentile(t, 50) }
+
+func percentile(t []time.Duration, p int) time.Duration {
+	if len(t) == 0 {
+		return 0
+	}
+	s := slices.Clone(t)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+func stats(t []time.Duration) string {
+	return fmt.Sprintf("median %.2f ms, p95 %.2f ms (n=%d)", ms(median(t)), ms(percentile(t, 95)), len(t))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func lastLine(path string) string {
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return lines[len(lines)-1]
+}
+
+// clipJSON keeps the decision, reason and the named key of a decision log line.
+func clipJSON(line, key string) string {
+	var m map[string]any
+	if json.Unmarshal([]byte(line), &m) != nil {
+		return line
+	}
+	out := fmt.Sprintf(`"decision":%q,"reason":%q`, m["decision"], m["reason"])
+	if key != "reason" && key != "decision" {
+		out += fmt.Sprintf(`,%q:%q`, key, fmt.Sprint(m[key]))
+	}
+	return out
+}
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			_, v, _ := strings.Cut(l, ":")
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func kernel() string {
+	data, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(data))
+}
+
+func loadavg() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,205 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// LoadForPrincipal returns what a decision about principal needs from the policy: every provider,
+// the deny list, and the rules that list principal. It gives the same decisions as Load for that
+// principal, but keeps a compiled snapshot of the policy in cacheDir so that a policy of 100,000
+// rules is not parsed on every login.
+//
+// The snapshot is keyed by the identity of every source file (path, size, modification and change
+// times, inode), which is read with the same owner and mode checks as Load on every call; any edit,
+// added or removed drop-in gives a new key, and the next call loads the YAML again and writes a
+// new snapshot. Rules are stored in 256 shards by a hash of the principal, so a lookup reads two
+// small files. The snapshot is only as trustworthy as cacheDir, which must be owned by the caller
+// or root and not writable by group or others — the same directory that holds the OPs' keys, which
+// is already trusted that much. With cacheDir "" (or unusable) this is Load.
+func LoadForPrincipal(opts LoadOptions, cacheDir, principal string) (*Policy, error) {
+	trusted := opts.TrustedUIDs
+	if len(trusted) == 0 {
+		trusted = []int{0}
+	}
+	key, err := sourceKey(opts, trusted)
+	if err != nil || cacheDir == "" || checkSnapshotDir(cacheDir) != nil {
+		return Load(opts)
+	}
+	dir := filepath.Join(cacheDir, "policy-"+key)
+	if p, err := readSnapshot(dir, principal); err == nil {
+		return p, nil
+	}
+	p, err := Load(opts)
+	if err != nil {
+		return nil, err
+	}
+	writeSnapshot(cacheDir, dir, p) // best effort: the next call loads the YAML again
+	return p, nil
+}
+
+const snapshotVersion = "1"
+
+// sourceKey identifies the policy's source files as they are now, checking each like Load does.
+func sourceKey(opts LoadOptions, trusted []int) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "v%s %v\n", snapshotVersion, trusted)
+	add := func(path string, isDir bool) error {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		if err := checkTrusted(fi, path, trusted, isDir); err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return errors.New("no stat data")
+		}
+		fmt.Fprintf(h, "%s %d %d %d.%d %d.%d\n", path, fi.Size(), st.Ino, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		return nil
+	}
+	if err := add(filepath.Dir(opts.Path), true); err != nil {
+		return "", err
+	}
+	if err := add(opts.Path, false); err != nil {
+		return "", err
+	}
+	if opts.DropInDir != "" {
+		entries, err := os.ReadDir(opts.DropInDir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if err == nil {
+			if err := add(opts.DropInDir, true); err != nil {
+				return "", err
+			}
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), ".yaml") && !strings.HasPrefix(e.Name(), ".") {
+					if err := add(filepath.Join(opts.DropInDir, e.Name()), false); err != nil {
+						return "", err
+					}
+				}
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16]), nil
+}
+
+// snapshotBase is everything but the rules.
+type snapshotBase struct {
+	Providers map[string]*Provider
+	Broken    map[string]string
+	BrokenBy  map[string]*Provider
+	Deny      []Identity
+	Files     []string
+}
+
+func shardOf(principal string) string {
+	sum := sha256.Sum256([]byte(principal))
+	return hex.EncodeToString(sum[:1])
+}
+
+func readSnapshot(dir, principal string) (*Policy, error) {
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
+		return nil, err
+	}
+	var base snapshotBase
+	if err := readJSON(filepath.Join(dir, "base.json"), &base); err != nil {
+		return nil, err
+	}
+	var shard map[string][]Rule
+	if err := readJSON(filepath.Join(dir, "rules-"+shardOf(principal)+".json"), &shard); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	p := &Policy{Providers: base.Providers, Rules: shard[principal], Deny: base.Deny, Files: base.Files,
+		Broken: map[string]error{}, brokenByName: base.BrokenBy}
+	for name, msg := range base.Broken {
+		p.Broken[name] = errors.New(msg)
+	}
+	return p, nil
+}
+
+func writeSnapshot(cacheDir, dir string, p *Policy) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	tmp, err := os.MkdirTemp(cacheDir, ".policy-tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	base := snapshotBase{Providers: p.Providers, Broken: map[string]string{}, BrokenBy: p.brokenByName, Deny: p.Deny, Files: p.Files}
+	for name, err := range p.Broken {
+		base.Broken[name] = err.Error()
+	}
+	if err := writeJSON(filepath.Join(tmp, "base.json"), base); err != nil {
+		return err
+	}
+	shards := map[string]map[string][]Rule{}
+	for _, r := range p.Rules {
+		for _, pr := range slices.Compact(slices.Sorted(slices.Values(r.Principals))) {
+			s := shardOf(pr)
+			if shards[s] == nil {
+				shards[s] = map[string][]Rule{}
+			}
+			shards[s][pr] = append(shards[s][pr], r)
+		}
+	}
+	for s, m := range shards {
+		if err := writeJSON(filepath.Join(tmp, "rules-"+s+".json"), m); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "complete"), nil, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err // a concurrent verify renamed its identical snapshot first
+	}
+	// Older snapshots are no longer reachable by any key; remove them.
+	old, _ := filepath.Glob(filepath.Join(cacheDir, "policy-*"))
+	for _, o := range old {
+		if o != dir {
+			os.RemoveAll(o)
+		}
+	}
+	return nil
+}
+
+func checkSnapshotDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	uid, ok := fileOwner(fi)
+	if !fi.IsDir() || !ok || (uid != 0 && uid != os.Geteuid()) || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is not a private directory of this user or root", dir)
+	}
+	return nil
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
