@@ -44,6 +44,7 @@ On the server (root):
 		Version:       Version,
 	}
 	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd(), newCacheCmd())
+	root.AddCommand(newServerCmd(), newDoctorCmd())
 	return root
 }
 

@@ -139,6 +139,10 @@ type Options struct {
 	// MemlockZero starts sshd (and so verify) with RLIMIT_MEMLOCK 0, as in locked-down services.
 	MemlockZero bool
 	Stderr      io.Writer // sshd's log (-e); discarded if nil
+	// SystemConfig runs sshd on this configuration (e.g. /etc/ssh/sshd_config, with whatever
+	// "opkssh server install" put in its drop-ins) instead of writing one; only the port, listen
+	// address, pid file and host key are overridden. Install is then unused.
+	SystemConfig string
 }
 
 // Server is a running sshd.
@@ -172,6 +176,49 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	config := filepath.Join(opts.WorkDir, "sshd_config")
+	var extra []string
+	if opts.SystemConfig != "" {
+		config = opts.SystemConfig
+		extra = []string{"-o", "Port=" + strconv.Itoa(port), "-o", "ListenAddress=127.0.0.1",
+			"-o", "PidFile=" + filepath.Join(opts.WorkDir, "sshd.pid"), "-o", "HostKey=" + hostKeyPath}
+	} else if err := writeConfig(config, port, hostKeyPath, opts); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command(SSHD, append([]string{"-t", "-f", config}, extra...)...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("sshd -t rejected the config: %v: %s", err, out)
+	}
+	knownHosts := filepath.Join(opts.WorkDir, "known_hosts")
+	kh := fmt.Sprintf("[127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(hostPub))
+	if err := os.WriteFile(knownHosts, []byte(kh), 0o644); err != nil {
+		return nil, err
+	}
+
+	var cmd *exec.Cmd
+	if opts.MemlockZero {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `ulimit -l 0 && exec "$0" -D -e -f "$@"`, SSHD, config}, extra...)...)
+	} else {
+		cmd = exec.Command(SSHD, append([]string{"-D", "-e", "-f", config}, extra...)...)
+	}
+	buf := &syncBuffer{}
+	var w io.Writer = buf
+	if opts.Stderr != nil {
+		w = io.MultiWriter(buf, opts.Stderr)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &Server{Port: port, HostKey: hostPub, KnownHosts: knownHosts, cmd: cmd, logBuf: buf}
+	if err := waitListening(port, 10*time.Second); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("sshd did not start: %v\n%s", err, buf.String())
+	}
+	return s, nil
+}
+
+// writeConfig writes the test sshd's own configuration.
+func writeConfig(config string, port int, hostKeyPath string, opts Options) error {
 	conf := fmt.Sprintf(`# written by opkssh's sshdtest
 ListenAddress 127.0.0.1
 Port %d
@@ -191,40 +238,7 @@ LogLevel VERBOSE
 # Many logins at once (tests, benchmarks, Ansible-style fan-out) exceed the default 10:30:100.
 MaxStartups 100:30:200
 `, port, hostKeyPath, filepath.Join(opts.WorkDir, "sshd.pid"), opts.Install.Binary, opts.Install.Policy, opts.Install.Log, opts.Install.Cache, opts.VerifyUser)
-	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
-		return nil, err
-	}
-	if out, err := exec.Command(SSHD, "-t", "-f", config).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("sshd -t rejected the config: %v: %s", err, out)
-	}
-	knownHosts := filepath.Join(opts.WorkDir, "known_hosts")
-	kh := fmt.Sprintf("[127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(hostPub))
-	if err := os.WriteFile(knownHosts, []byte(kh), 0o644); err != nil {
-		return nil, err
-	}
-
-	var cmd *exec.Cmd
-	if opts.MemlockZero {
-		cmd = exec.Command("/bin/sh", "-c", `ulimit -l 0 && exec "$0" -D -e -f "$1"`, SSHD, config)
-	} else {
-		cmd = exec.Command(SSHD, "-D", "-e", "-f", config)
-	}
-	buf := &syncBuffer{}
-	var w io.Writer = buf
-	if opts.Stderr != nil {
-		w = io.MultiWriter(buf, opts.Stderr)
-	}
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &Server{Port: port, HostKey: hostPub, KnownHosts: knownHosts, cmd: cmd, logBuf: buf}
-	if err := waitListening(port, 10*time.Second); err != nil {
-		s.Stop()
-		return nil, fmt.Errorf("sshd did not start: %v\n%s", err, buf.String())
-	}
-	return s, nil
+	return os.WriteFile(config, []byte(conf), 0o600)
 }
 
 // Log returns what sshd has logged so far.

@@ -1,0 +1,341 @@
+// Package doctor checks everything `opkssh verify` depends on, the way sshd will run it, and says
+// what to fix: sshd's effective settings, the binary's and its directories' ownership, the policy,
+// each provider's keys and clock, the cache and log directories, and SELinux.
+package doctor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opkssh-team/opkssh/policy"
+	"github.com/opkssh-team/opkssh/verifier"
+)
+
+// Levels of a finding.
+const (
+	OK   = "ok"
+	Warn = "warn"
+	Fail = "FAIL"
+)
+
+// Finding is one result.
+type Finding struct {
+	Level string `json:"level"`
+	Check string `json:"check"`
+	Msg   string `json:"message"`
+	Fix   string `json:"fix,omitempty"`
+}
+
+// Options say where to look. Paths named in sshd's AuthorizedKeysCommand (--policy, --cache-dir,
+// --log-file) take precedence over these defaults.
+type Options struct {
+	SSHD       string // /usr/sbin/sshd
+	SSHDConfig string // /etc/ssh/sshd_config
+	PolicyPath string // /etc/opkssh/policies.yaml
+	CacheDir   string // /var/cache/opkssh
+	LogFile    string // /var/log/opkssh/verify.log
+	Timeout    time.Duration
+	SELinuxDir string // /sys/fs/selinux
+}
+
+type doctor struct {
+	o          Options
+	findings   []Finding
+	verifyUser *user.User
+}
+
+func (d *doctor) add(level, check, msg, fix string) {
+	d.findings = append(d.findings, Finding{level, check, msg, fix})
+}
+
+// Run performs every check.
+func Run(ctx context.Context, o Options) []Finding {
+	if o.SSHD == "" {
+		o.SSHD = "/usr/sbin/sshd"
+	}
+	if o.SSHDConfig == "" {
+		o.SSHDConfig = "/etc/ssh/sshd_config"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.SELinuxDir == "" {
+		o.SELinuxDir = "/sys/fs/selinux"
+	}
+	d := &doctor{o: o}
+	binary, args := d.sshd()
+	if binary != "" {
+		d.binary(binary)
+		d.applyVerifyFlags(args)
+	}
+	if d.o.PolicyPath == "" {
+		d.o.PolicyPath = "/etc/opkssh/policies.yaml"
+	}
+	if d.o.CacheDir == "" {
+		d.o.CacheDir = verifier.DefaultCacheDir
+	}
+	if d.o.LogFile == "" {
+		d.o.LogFile = "/var/log/opkssh/verify.log"
+	}
+	if pol := d.policy(); pol != nil {
+		d.providers(ctx, pol)
+	}
+	d.cacheDir()
+	d.logDest()
+	d.selinux()
+	return d.findings
+}
+
+// sshd reads the effective configuration and returns opkssh's path and arguments if sshd runs it.
+func (d *doctor) sshd() (string, []string) {
+	out, err := exec.Command(d.o.SSHD, "-T", "-f", d.o.SSHDConfig, "-C", "user=root,host=localhost,addr=127.0.0.1").CombinedOutput()
+	if err != nil {
+		d.add(Fail, "sshd", fmt.Sprintf("%s -T failed: %v: %s", d.o.SSHD, err, firstLine(out)), "fix the sshd configuration until \"sshd -t\" passes (and run doctor as root)")
+		return "", nil
+	}
+	conf := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), " ")
+		if _, seen := conf[k]; !seen {
+			conf[k] = v
+		}
+	}
+	if conf["pubkeyauthentication"] == "no" {
+		d.add(Fail, "sshd", "PubkeyAuthentication is off: certificates are never offered to opkssh", "set PubkeyAuthentication yes")
+	}
+	if n, err := strconv.Atoi(conf["maxauthtries"]); err == nil && n < 3 {
+		d.add(Warn, "sshd", fmt.Sprintf("MaxAuthTries is %d: a client with several keys may be cut off before it offers its opkssh certificate", n), "raise MaxAuthTries to 6 (the default)")
+	}
+	akc := conf["authorizedkeyscommand"]
+	fields := strings.Fields(akc)
+	switch {
+	case akc == "" || akc == "none":
+		d.add(Fail, "sshd", "no AuthorizedKeysCommand: sshd never asks opkssh", "run \"opkssh server install\" (or add examples/sshd/opkssh.conf to /etc/ssh/sshd_config.d/)")
+		return "", nil
+	case len(fields) < 2 || filepath.Base(fields[0]) != "opkssh" || fields[1] != "verify":
+		d.add(Fail, "sshd", fmt.Sprintf("a conflicting AuthorizedKeysCommand is in effect: %q (sshd runs only one; the first one read wins)", akc),
+			"remove the other AuthorizedKeysCommand, or put opkssh's drop-in before it (sshd_config.d/ files are read in name order)")
+		return "", nil
+	}
+	d.add(OK, "sshd", "AuthorizedKeysCommand is "+akc, "")
+	switch u := conf["authorizedkeyscommanduser"]; u {
+	case "", "none":
+		d.add(Fail, "sshd", "no AuthorizedKeysCommandUser: sshd refuses to run the command", "set AuthorizedKeysCommandUser opkssh")
+	case "root":
+		d.add(Warn, "sshd", "verify runs as root", "set AuthorizedKeysCommandUser to an unprivileged account (opkssh server install creates \"opkssh\")")
+	default:
+		if uu, err := user.Lookup(u); err != nil {
+			d.add(Fail, "sshd", fmt.Sprintf("AuthorizedKeysCommandUser %s does not exist", u), "create it (useradd --system "+u+") or run opkssh server install")
+		} else {
+			d.verifyUser = uu
+			d.add(OK, "sshd", "verify runs as "+u, "")
+		}
+	}
+	if !strings.Contains(akc, "%k") || !strings.Contains(akc, "%t") || !strings.Contains(akc, "%u") {
+		d.add(Fail, "sshd", "AuthorizedKeysCommand does not pass %u %k %t", "use: AuthorizedKeysCommand "+fields[0]+" verify %u %k %t")
+	}
+	return fields[0], fields[2:]
+}
+
+// applyVerifyFlags takes --policy, --cache-dir and --log-file from sshd's command line.
+func (d *doctor) applyVerifyFlags(args []string) {
+	for i := 0; i < len(args); i++ {
+		name, val, hasVal := strings.Cut(args[i], "=")
+		if !hasVal && i+1 < len(args) {
+			val = args[i+1]
+		}
+		switch name {
+		case "--policy":
+			d.o.PolicyPath = val
+		case "--cache-dir":
+			d.o.CacheDir = val
+		case "--log-file":
+			d.o.LogFile = val
+		}
+	}
+}
+
+// binary checks what sshd itself requires of an AuthorizedKeysCommand.
+func (d *doctor) binary(path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		d.add(Fail, "binary", fmt.Sprintf("%s: %v", path, err), "install it: opkssh server install")
+		return
+	}
+	bad := false
+	for p := path; ; p = filepath.Dir(p) {
+		if fi, err = os.Stat(p); err != nil {
+			d.add(Fail, "binary", fmt.Sprintf("%s: %v", p, err), "")
+			return
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+			d.add(Fail, "binary", fmt.Sprintf("%s is owned by uid %d with mode %04o: sshd refuses the command unless it and every parent directory are root-owned and not writable by group or others", p, st.Uid, fi.Mode().Perm()),
+				fmt.Sprintf("chown root:root %s && chmod go-w %s", p, p))
+			bad = true
+		}
+		if p == "/" || p == "." {
+			break
+		}
+	}
+	if !bad {
+		d.add(OK, "binary", path+" and its directories are root-owned and not group/other-writable", "")
+	}
+}
+
+func (d *doctor) policy() *policy.Policy {
+	pol, err := policy.Load(policy.LoadOptions{Path: d.o.PolicyPath, DropInDir: filepath.Join(filepath.Dir(d.o.PolicyPath), "policies.d")})
+	if err != nil {
+		d.add(Fail, "policy", "every login is denied: "+err.Error(), "fix the file; \"opkssh policy check\" shows every problem")
+		return nil
+	}
+	d.add(OK, "policy", fmt.Sprintf("%s loads: %d providers, %d rules, %d deny entries", strings.Join(pol.Files, ", "), len(pol.Providers), len(pol.Rules), len(pol.Deny)), "")
+	for name, err := range pol.Broken {
+		d.add(Fail, "policy", fmt.Sprintf("provider %s is disabled, its users are denied: %v", name, err), "fix its entry under providers:")
+	}
+	if len(pol.Rules) == 0 {
+		d.add(Warn, "policy", "no rules: nobody can log in yet", "opkssh add PRINCIPAL IDENTITY PROVIDER")
+	}
+	return pol
+}
+
+func (d *doctor) providers(ctx context.Context, pol *policy.Policy) {
+	entries, _ := verifier.ReadCacheDir(d.o.CacheDir)
+	cached := map[string]verifier.CacheEntry{}
+	for _, e := range entries {
+		cached[e.Issuer] = e
+	}
+	for _, p := range pol.Providers {
+		check := "provider " + p.Name
+		if p.JWKSFile != "" {
+			if _, _, err := (verifier.Fetcher{}).Keys(ctx, p, ""); err != nil {
+				d.add(Fail, check, err.Error(), "point jwks_file at the OP's JWKS document")
+			} else {
+				d.add(OK, check, "pinned keys in "+p.JWKSFile, "")
+			}
+			continue
+		}
+		fetched, err := (verifier.Fetcher{Timeout: d.o.Timeout}).Fetch(ctx, p)
+		if err != nil {
+			if e, ok := cached[p.Issuer]; ok && !e.FetchedAt.IsZero() {
+				d.add(Warn, check, fmt.Sprintf("%s is unreachable (%v); logins use cached keys fetched %s", p.Issuer, err, e.FetchedAt.Format(time.RFC3339)), "check the network path to the OP")
+			} else {
+				d.add(Fail, check, fmt.Sprintf("%s is unreachable and no keys are cached: %v", p.Issuer, err), "check DNS, proxy-free network access to the OP, and ca_file for a private CA")
+			}
+			continue
+		}
+		d.add(OK, check, fmt.Sprintf("%s reachable, JWKS at %s", p.Issuer, fetched.JWKSURI), "")
+		d.clock(ctx, check, p)
+	}
+}
+
+// clock compares our clock with the OP's HTTP Date: iat and expiry checks depend on it.
+func (d *doctor) clock(ctx context.Context, check string, p *policy.Provider) {
+	ctx, cancel := context.WithTimeout(ctx, d.o.Timeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, p.Issuer+"/.well-known/openid-configuration", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	resp.Body.Close()
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return
+	}
+	skew := time.Since(date).Round(time.Second)
+	if skew < -time.Minute || skew > time.Minute {
+		d.add(Warn, check, fmt.Sprintf("this clock differs from the OP's by %s: fresh tokens may look issued in the future or expired", skew), "synchronise the clock (systemd-timesyncd, chrony)")
+	}
+}
+
+func (d *doctor) cacheDir() {
+	fi, err := os.Stat(d.o.CacheDir)
+	if err != nil {
+		d.add(Warn, "cache", fmt.Sprintf("%s: %v: verify fetches keys on every login and cannot ride out an OP outage", d.o.CacheDir, err),
+			"create it: install -d -m 0700 -o "+d.userName()+" "+d.o.CacheDir)
+		return
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm()&0o077 != 0 || (d.verifyUser != nil && strconv.Itoa(int(st.Uid)) != d.verifyUser.Uid) {
+		d.add(Warn, "cache", fmt.Sprintf("%s has owner uid %d and mode %04o: verify uses it only if the verify user owns it and it is not group/other-writable", d.o.CacheDir, st.Uid, fi.Mode().Perm()),
+			fmt.Sprintf("chown %s %s && chmod 0700 %s", d.userName(), d.o.CacheDir, d.o.CacheDir))
+		return
+	}
+	d.add(OK, "cache", d.o.CacheDir+" is the verify user's", "")
+}
+
+func (d *doctor) logDest() {
+	dir := filepath.Dir(d.o.LogFile)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		d.add(Warn, "log", fmt.Sprintf("%s does not exist: decisions go only to stderr, which sshd discards", dir), "install -d -m 0750 -o "+d.userName()+" "+dir)
+		return
+	}
+	if d.verifyUser != nil && !writableBy(fi, d.verifyUser) {
+		if lf, err := os.Stat(d.o.LogFile); err != nil || !writableBy(lf, d.verifyUser) {
+			d.add(Warn, "log", fmt.Sprintf("the verify user %s cannot write %s", d.verifyUser.Username, d.o.LogFile), "chown "+d.verifyUser.Username+" "+dir)
+			return
+		}
+	}
+	d.add(OK, "log", "decisions are logged to "+d.o.LogFile, "")
+}
+
+func (d *doctor) selinux() {
+	data, err := os.ReadFile(filepath.Join(d.o.SELinuxDir, "enforce"))
+	if err != nil {
+		return
+	}
+	if strings.TrimSpace(string(data)) == "1" {
+		d.add(Warn, "selinux", "SELinux is enforcing: sshd's domain may be denied network access to the OP or the cache directory", "check \"ausearch -m avc -c opkssh\" after a failed login")
+		return
+	}
+	d.add(OK, "selinux", "SELinux is permissive", "")
+}
+
+func (d *doctor) userName() string {
+	if d.verifyUser != nil {
+		return d.verifyUser.Username
+	}
+	return "opkssh"
+}
+
+func writableBy(fi os.FileInfo, u *user.User) bool {
+	st := fi.Sys().(*syscall.Stat_t)
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	m := fi.Mode().Perm()
+	return (int(st.Uid) == uid && m&0o200 != 0) || (int(st.Gid) == gid && m&0o020 != 0) || m&0o002 != 0
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return s
+}
+
+// Print writes the findings for a person; it reports whether any failed.
+func Print(w io.Writer, findings []Finding) (failed bool) {
+	for _, f := range findings {
+		fmt.Fprintf(w, "[%-4s] %-10s %s\n", f.Level, f.Check, f.Msg)
+		if f.Fix != "" {
+			fmt.Fprintf(w, "       %-10s fix: %s\n", "", f.Fix)
+		}
+		if f.Level == Fail {
+			failed = true
+		}
+	}
+	return failed
+}

@@ -1,0 +1,467 @@
+// Package serverinstall sets a server up for opkssh and takes it down again: the unprivileged
+// verify user, the binary where sshd accepts it, /etc/opkssh with a starter policy, the cache and
+// log directories, and an sshd_config drop-in. Every step says what it does (and with DryRun only
+// says it), is idempotent, and keeps a backup of any file it replaces. What install created is
+// recorded in a state file so that Uninstall removes exactly that and restores the backups: sshd's
+// configuration is left as it was before.
+package serverinstall
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options name everything install touches; Defaults fills in the usual paths.
+type Options struct {
+	Source        string // the opkssh binary to install (default: this executable)
+	BinaryPath    string // /usr/local/bin/opkssh
+	ConfigDir     string // /etc/opkssh
+	CacheDir      string // /var/cache/opkssh
+	LogDir        string // /var/log/opkssh
+	SSHDConfig    string // /etc/ssh/sshd_config (validated with sshd -t -f)
+	DropIn        string // /etc/ssh/sshd_config.d/60-opkssh.conf
+	SSHD          string // /usr/sbin/sshd
+	VerifyUser    string // opkssh
+	DryRun        bool
+	Out           io.Writer
+	Now           func() time.Time
+	ReloadCommand []string // how to reload sshd; nil = decide (pid file, systemd, or nothing)
+}
+
+// Defaults returns the standard paths.
+func Defaults() Options {
+	return Options{
+		BinaryPath: "/usr/local/bin/opkssh",
+		ConfigDir:  "/etc/opkssh",
+		CacheDir:   "/var/cache/opkssh",
+		LogDir:     "/var/log/opkssh",
+		SSHDConfig: "/etc/ssh/sshd_config",
+		DropIn:     "/etc/ssh/sshd_config.d/60-opkssh.conf",
+		SSHD:       "/usr/sbin/sshd",
+		VerifyUser: "opkssh",
+	}
+}
+
+// State records what install created, for Uninstall.
+type State struct {
+	CreatedUser    bool              `json:"created_user"`
+	CreatedPaths   []string          `json:"created_paths"` // files and directories, in creation order
+	Backups        map[string]string `json:"backups"`       // replaced file -> its backup
+	InstalledAt    time.Time         `json:"installed_at"`
+	Binary         string            `json:"binary"`
+	VerifyUser     string            `json:"verify_user"`
+	DropIn         string            `json:"drop_in"`
+	SSHDConfigFile string            `json:"sshd_config"`
+}
+
+func (o *Options) fill() {
+	d := Defaults()
+	for _, f := range []struct {
+		v   *string
+		def string
+	}{
+		{&o.BinaryPath, d.BinaryPath}, {&o.ConfigDir, d.ConfigDir}, {&o.CacheDir, d.CacheDir}, {&o.LogDir, d.LogDir},
+		{&o.SSHDConfig, d.SSHDConfig}, {&o.DropIn, d.DropIn}, {&o.SSHD, d.SSHD}, {&o.VerifyUser, d.VerifyUser},
+	} {
+		if *f.v == "" {
+			*f.v = f.def
+		}
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+func (o *Options) statePath() string { return filepath.Join(o.ConfigDir, ".install-state.json") }
+
+// installer carries one run.
+type installer struct {
+	o        Options
+	st       *State
+	uid, gid int
+}
+
+func (in *installer) say(format string, args ...any) {
+	prefix := ""
+	if in.o.DryRun {
+		prefix = "would "
+	}
+	fmt.Fprintf(in.o.Out, "  "+prefix+format+"\n", args...)
+}
+
+func (in *installer) unchanged(format string, args ...any) {
+	fmt.Fprintf(in.o.Out, "  ok: "+format+"\n", args...)
+}
+
+// Install performs (or with DryRun, describes) the installation.
+func Install(o Options) error {
+	o.fill()
+	if !o.DryRun && os.Geteuid() != 0 {
+		return errors.New("server install must run as root (try --dry-run to see what it would do)")
+	}
+	if o.Source == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.Source = exe
+	}
+	st, err := readState(o.statePath())
+	if err != nil {
+		return err
+	}
+	st.Binary, st.VerifyUser, st.DropIn, st.SSHDConfigFile = o.BinaryPath, o.VerifyUser, o.DropIn, o.SSHDConfig
+	if st.InstalledAt.IsZero() {
+		st.InstalledAt = o.Now()
+	}
+	in := &installer{o: o, st: st}
+	steps := []func() error{in.user, in.binary, in.configDir, in.policy, in.cacheAndLog, in.dropIn}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	if err := in.validate(); err != nil {
+		return err
+	}
+	if !o.DryRun {
+		if err := writeState(o.statePath(), st); err != nil {
+			return err
+		}
+	}
+	return in.reload()
+}
+
+func (in *installer) user() error {
+	u, err := user.Lookup(in.o.VerifyUser)
+	if err == nil {
+		in.uid, _ = strconv.Atoi(u.Uid)
+		in.gid, _ = strconv.Atoi(u.Gid)
+		in.unchanged("verify user %s exists (uid %s)", in.o.VerifyUser, u.Uid)
+		return nil
+	}
+	in.say("create the system user %s (no home, no login shell) to run verify", in.o.VerifyUser)
+	if in.o.DryRun {
+		in.uid, in.gid = -1, -1
+		return nil
+	}
+	out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+		"--shell", "/usr/sbin/nologin", in.o.VerifyUser).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("useradd %s: %v: %s", in.o.VerifyUser, err, bytes.TrimSpace(out))
+	}
+	in.st.CreatedUser = true
+	u, err = user.Lookup(in.o.VerifyUser)
+	if err != nil {
+		return err
+	}
+	in.uid, _ = strconv.Atoi(u.Uid)
+	in.gid, _ = strconv.Atoi(u.Gid)
+	return nil
+}
+
+func (in *installer) binary() error {
+	src, err := os.ReadFile(in.o.Source)
+	if err != nil {
+		return fmt.Errorf("reading the binary to install: %w", err)
+	}
+	if old, err := os.ReadFile(in.o.BinaryPath); err == nil && bytes.Equal(old, src) {
+		in.unchanged("%s is this opkssh", in.o.BinaryPath)
+		return in.ensureMode(in.o.BinaryPath, 0o755, 0, 0)
+	}
+	in.say("install %s (root:root 0755), where sshd accepts an AuthorizedKeysCommand", in.o.BinaryPath)
+	if in.o.DryRun {
+		return nil
+	}
+	if err := in.mkdirs(filepath.Dir(in.o.BinaryPath), 0o755, 0, 0); err != nil {
+		return err
+	}
+	return in.writeFile(in.o.BinaryPath, src, 0o755, 0, 0)
+}
+
+func (in *installer) configDir() error {
+	return in.dir(in.o.ConfigDir, 0o750, 0, in.gid, "policy directory (root, readable by the verify user's group)")
+}
+
+// StarterPolicy is written to a new policies.yaml: valid, commented, allowing nobody yet.
+const StarterPolicy = `# opkssh policy: who may log in as which Unix user. See "opkssh add --help" and
+# examples/policies.yaml. Owned by root, not writable by group or others.
+version: 1
+providers:
+  # Replace with your OpenID Provider; the name is yours to choose.
+  example:
+    issuer: https://sso.example.com/realms/main
+    client_ids: [opkssh]
+    expiration: 24h
+# Add rules with: opkssh add PRINCIPAL IDENTITY PROVIDER
+#   e.g. opkssh add root alice@example.com example
+`
+
+func (in *installer) policy() error {
+	path := filepath.Join(in.o.ConfigDir, "policies.yaml")
+	if _, err := os.Stat(path); err == nil {
+		in.unchanged("%s exists (left as it is)", path)
+		return nil
+	}
+	in.say("write a commented starter policy %s (root:%s 0640)", path, in.o.VerifyUser)
+	if in.o.DryRun {
+		return nil
+	}
+	return in.writeFile(path, []byte(StarterPolicy), 0o640, 0, in.gid)
+}
+
+func (in *installer) cacheAndLog() error {
+	if err := in.dir(in.o.CacheDir, 0o700, in.uid, in.gid, "key and policy cache (the verify user's only)"); err != nil {
+		return err
+	}
+	return in.dir(in.o.LogDir, 0o750, in.uid, in.gid, "decision log directory")
+}
+
+// DropInContent is the sshd_config drop-in for a binary path and verify user.
+func DropInContent(binary, verifyUser string) string {
+	return fmt.Sprintf(`# Written by "opkssh server install"; "opkssh server uninstall" removes it.
+# sshd asks opkssh about every public-key login; opkssh answers from /etc/opkssh/policies.yaml.
+AuthorizedKeysCommand %s verify %%u %%k %%t
+AuthorizedKeysCommandUser %s
+`, binary, verifyUser)
+}
+
+func (in *installer) dropIn() error {
+	want := []byte(DropInContent(in.o.BinaryPath, in.o.VerifyUser))
+	if old, err := os.ReadFile(in.o.DropIn); err == nil && bytes.Equal(old, want) {
+		in.unchanged("%s is in place", in.o.DropIn)
+		return nil
+	}
+	in.say("write the sshd drop-in %s:\n%s", in.o.DropIn, indent(string(want)))
+	if in.o.DryRun {
+		return nil
+	}
+	if err := in.mkdirs(filepath.Dir(in.o.DropIn), 0o755, 0, 0); err != nil {
+		return err
+	}
+	return in.writeFile(in.o.DropIn, want, 0o644, 0, 0)
+}
+
+// validate runs sshd -t; on failure the drop-in is taken back so sshd keeps working.
+func (in *installer) validate() error {
+	if in.o.DryRun {
+		in.say("check the configuration with %s -t -f %s", in.o.SSHD, in.o.SSHDConfig)
+		return nil
+	}
+	out, err := exec.Command(in.o.SSHD, "-t", "-f", in.o.SSHDConfig).CombinedOutput()
+	if err == nil {
+		fmt.Fprintf(in.o.Out, "  ok: %s -t accepts the configuration\n", in.o.SSHD)
+		return nil
+	}
+	restoreErr := in.undoFile(in.o.DropIn)
+	return errors.Join(fmt.Errorf("sshd -t rejected the configuration, so the drop-in was taken back: %v: %s", err, bytes.TrimSpace(out)), restoreErr)
+}
+
+func (in *installer) reload() error {
+	return reloadSSHD(in.o, in.say)
+}
+
+// reloadSSHD asks a running sshd to reread its configuration.
+func reloadSSHD(o Options, say func(string, ...any)) error {
+	cmd := o.ReloadCommand
+	if cmd == nil {
+		if data, err := os.ReadFile("/run/sshd.pid"); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && syscall.Kill(pid, 0) == nil {
+				say("reload sshd (SIGHUP to pid %d)", pid)
+				if o.DryRun {
+					return nil
+				}
+				return syscall.Kill(pid, syscall.SIGHUP)
+			}
+		}
+		if _, err := os.Stat("/run/systemd/system"); err == nil {
+			cmd = []string{"systemctl", "reload-or-restart", "ssh"}
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(o.Out, "  note: no running sshd found; the configuration takes effect when sshd starts\n")
+		return nil
+	}
+	say("reload sshd: %s", strings.Join(cmd, " "))
+	if o.DryRun {
+		return nil
+	}
+	if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("reloading sshd (%s): %v: %s", strings.Join(cmd, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// dir creates path with the mode and owner, or fixes an existing one's mode and owner.
+func (in *installer) dir(path string, mode os.FileMode, uid, gid int, what string) error {
+	fi, err := os.Stat(path)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s exists and is not a directory", path)
+		}
+		return in.ensureMode(path, mode, uid, gid)
+	}
+	in.say("create %s (%s, %s)", path, what, ownerText(mode, uid, gid, in.o.VerifyUser))
+	if in.o.DryRun {
+		return nil
+	}
+	return in.mkdirs(path, mode, uid, gid)
+}
+
+func (in *installer) mkdirs(path string, mode os.FileMode, uid, gid int) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if err := in.mkdirs(filepath.Dir(path), 0o755, 0, 0); err != nil {
+		return err
+	}
+	if err := os.Mkdir(path, mode); err != nil {
+		return err
+	}
+	in.st.CreatedPaths = append(in.st.CreatedPaths, path)
+	if err := os.Chmod(path, mode); err != nil {
+		return err
+	}
+	return os.Chown(path, uid, max(gid, 0))
+}
+
+// ensureMode fixes mode and owner of an existing path.
+func (in *installer) ensureMode(path string, mode os.FileMode, uid, gid int) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() == mode && st != nil && int(st.Uid) == uid && (gid < 0 || int(st.Gid) == gid) {
+		in.unchanged("%s has %s", path, ownerText(mode, uid, gid, in.o.VerifyUser))
+		return nil
+	}
+	in.say("set %s to %s", path, ownerText(mode, uid, gid, in.o.VerifyUser))
+	if in.o.DryRun {
+		return nil
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		return err
+	}
+	return os.Chown(path, uid, max(gid, 0))
+}
+
+// writeFile replaces path atomically, keeping a backup of a file that existed before install.
+func (in *installer) writeFile(path string, data []byte, mode os.FileMode, uid, gid int) error {
+	if _, err := os.Lstat(path); err == nil {
+		if _, ok := in.st.Backups[path]; !ok && !in.created(path) {
+			backup := fmt.Sprintf("%s.opkssh-backup-%s", path, in.o.Now().UTC().Format("20060102T150405Z"))
+			if err := copyFile(path, backup); err != nil {
+				return fmt.Errorf("backing up %s: %w", path, err)
+			}
+			in.st.Backups[path] = backup
+			fmt.Fprintf(in.o.Out, "  backed up %s to %s\n", path, backup)
+		}
+	} else if !in.created(path) {
+		in.st.CreatedPaths = append(in.st.CreatedPaths, path)
+	}
+	tmp := path + ".opkssh-tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return err
+	}
+	if err := os.Chown(tmp, uid, max(gid, 0)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func (in *installer) created(path string) bool {
+	for _, p := range in.st.CreatedPaths {
+		if p == path {
+			return true
+		}
+	}
+	return false
+}
+
+// undoFile restores path's backup, or removes it if install created it.
+func (in *installer) undoFile(path string) error {
+	if b, ok := in.st.Backups[path]; ok {
+		delete(in.st.Backups, path)
+		return os.Rename(b, path)
+	}
+	if in.created(path) {
+		return os.Remove(path)
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, fi.Mode().Perm())
+}
+
+func ownerText(mode os.FileMode, uid, gid int, verifyUser string) string {
+	name := func(id int) string {
+		if id == 0 {
+			return "root"
+		}
+		return verifyUser
+	}
+	g := "root"
+	if gid != 0 {
+		g = verifyUser
+	}
+	return fmt.Sprintf("%s:%s %04o", name(uid), g, mode)
+}
+
+func indent(s string) string {
+	return "      " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n      ")
+}
+
+func readState(path string) (*State, error) {
+	st := &State{Backups: map[string]string{}}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, st); err != nil {
+		return nil, fmt.Errorf("install state %s: %w", path, err)
+	}
+	if st.Backups == nil {
+		st.Backups = map[string]string{}
+	}
+	return st, nil
+}
+
+func writeState(path string, st *State) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o600)
+}
