@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/pkg/browser"
 	"github.com/spf13/cobra"
 
+	"github.com/opkssh-team/opkssh/internal/certstatus"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/provider"
 )
@@ -29,12 +31,14 @@ type loginFlags struct {
 	lifetime, timeout                      time.Duration
 	noBrowser                              bool
 	redirectURIs                           []string
+	ifNeeded, quiet, device                bool
+	minRemaining                           time.Duration
 }
 
 func newLoginCmd() *cobra.Command {
 	var f loginFlags
 	cmd := &cobra.Command{
-		Use:   "login --issuer URL --client-id ID",
+		Use:   "login [PROVIDER] [--issuer URL --client-id ID]",
 		Short: "Log in with your OpenID Provider and write an SSH key and certificate",
 		Long: `Log in with your OpenID Provider (OP) in the browser and write an SSH key and certificate.
 
@@ -48,13 +52,22 @@ Files written (never a private key opkssh did not create):
   ed25519           ~/.ssh/id_ed25519   and ~/.ssh/id_ed25519-cert.pub
   --key-file PATH   PATH                and PATH-cert.pub
 
+Which OP: PROVIDER names an entry of the configuration file ($XDG_CONFIG_HOME/opkssh/config.yaml,
+by default ~/.config/opkssh/config.yaml; see "opkssh provider"); without it, OPKSSH_PROVIDER or
+the file's default is used, unless --issuer or OPKSSH_ISSUER names an OP directly. The variables
+OPKSSH_ISSUER, OPKSSH_CLIENT_ID and OPKSSH_CLIENT_SECRET override the file; flags override both.
+
 The OP must allow the redirect URI http://localhost:3000/login-callback (or :10001 or :11110; the
 first free port is used). Issuers must be https, except http on loopback for test OPs.`,
-		Example: `  opkssh login --issuer https://accounts.google.com --client-id 1234.apps.googleusercontent.com --client-secret S
+		Example: `  opkssh provider add corp --preset generic --issuer https://sso.example.com/realms/main --client-id opkssh
+  opkssh login                 # the default provider of the configuration file
+  opkssh login corp            # a named one
+  opkssh login --issuer https://accounts.google.com --client-id 1234.apps.googleusercontent.com --client-secret S
   opkssh login --issuer https://sso.example.com/realms/main --client-id opkssh --key-type ed25519
-  opkssh login --issuer http://127.0.0.1:8888 --client-id opkssh --no-browser --key-file ./demo_key`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runLogin(cmd, f) },
+  opkssh login --issuer http://127.0.0.1:8888 --client-id opkssh --no-browser --key-file ./demo_key
+  opkssh login corp --device   # on a machine without a browser: enter the code shown on another device`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runLogin(cmd, f, args) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.issuer, "issuer", "", "OP issuer URL, exactly as in its ID tokens (https://…)")
@@ -64,19 +77,39 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.StringVar(&f.keyType, "key-type", "ecdsa", "key type: ecdsa (P-256) or ed25519")
 	fl.StringVar(&f.keyFile, "key-file", "", "private key path (default ~/.ssh/id_ecdsa or ~/.ssh/id_ed25519)")
 	fl.DurationVar(&f.lifetime, "lifetime", 24*time.Hour, "certificate validity from the token's issue time (servers apply their own limit)")
-	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the browser login")
+	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the browser or device login")
 	fl.BoolVar(&f.noBrowser, "no-browser", false, "print the login URL instead of opening a browser")
+	fl.BoolVar(&f.device, "device", false, "device-code login: enter a code shown here on any device's browser (for machines without one)")
 	fl.StringSliceVar(&f.redirectURIs, "redirect-uri", provider.DefaultRedirectURIs, "loopback redirect URIs to try in order")
+	fl.BoolVar(&f.ifNeeded, "if-needed", false, "do nothing if the certificate remains valid for longer than --min-remaining (see \"opkssh status\")")
+	fl.DurationVar(&f.minRemaining, "min-remaining", 5*time.Minute, "with --if-needed: how long the certificate must remain valid")
+	fl.BoolVar(&f.quiet, "quiet", false, "print nothing unless a login is needed (for ssh's Match exec)")
 	return cmd
 }
 
-func runLogin(cmd *cobra.Command, f loginFlags) error {
-	cfg := provider.Config{
-		Issuer:       strings.TrimSpace(f.issuer),
-		ClientID:     f.clientID,
-		ClientSecret: f.clientSecret,
-		Scopes:       strings.Fields(f.scopes),
-		RedirectURIs: f.redirectURIs,
+func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
+	cfg, _, err := loginConfig(cmd, f, args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	keyPath, err := loginKeyPath(f)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if f.quiet {
+		out = io.Discard
+	}
+	if f.ifNeeded {
+		st, err := certstatus.OfFile(sshcert.CertPath(keyPath), time.Now(), f.minRemaining)
+		if err != nil {
+			return err
+		}
+		// A certificate from another OP than the one asked for does not count.
+		if st.State == certstatus.Valid && (cfg.Issuer == "" || cfg.Issuer == st.Issuer) {
+			fmt.Fprintf(out, "Still logged in as %s (issuer %s) for %s; nothing to do.\n", st.Identity, st.Issuer, st.Remaining.Round(time.Minute))
+			return nil
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -84,17 +117,9 @@ func runLogin(cmd *cobra.Command, f loginFlags) error {
 	if f.lifetime <= 0 {
 		return fmt.Errorf("--lifetime %s must be positive", f.lifetime)
 	}
-	signer, alg, defaultName, err := newKey(f.keyType)
+	signer, alg, err := newKey(f.keyType)
 	if err != nil {
 		return err
-	}
-	keyPath := f.keyFile
-	if keyPath == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return fmt.Errorf("cannot find your home directory (%v); pass --key-file", err)
-		}
-		keyPath = filepath.Join(home, ".ssh", defaultName)
 	}
 	// Refuse before the user spends time in the browser.
 	if owned, err := sshcert.OwnedByOpkssh(keyPath); err != nil {
@@ -109,11 +134,16 @@ func runLogin(cmd *cobra.Command, f loginFlags) error {
 	defer cancel()
 
 	opts := provider.LoginOptions{Signer: signer, Alg: alg, Status: cmd.ErrOrStderr()}
-	if !f.noBrowser {
-		browser.Stdout, browser.Stderr = cmd.ErrOrStderr(), cmd.ErrOrStderr()
-		opts.OpenBrowser = browser.OpenURL
+	var res *provider.LoginResult
+	if f.device {
+		res, err = provider.DeviceLogin(ctx, cfg, opts)
+	} else {
+		if !f.noBrowser {
+			browser.Stdout, browser.Stderr = cmd.ErrOrStderr(), cmd.ErrOrStderr()
+			opts.OpenBrowser = browser.OpenURL
+		}
+		res, err = provider.Login(ctx, cfg, opts)
 	}
-	res, err := provider.Login(ctx, cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -138,23 +168,96 @@ func runLogin(cmd *cobra.Command, f loginFlags) error {
 		}
 		return fmt.Errorf("writing the key and certificate: %w", err)
 	}
-	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "Logged in as %s (issuer %s).\n", who, c.Issuer)
 	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), time.Until(validBefore).Round(time.Minute))
 	fmt.Fprintf(out, "Wrote %s and %s\n", keyPath, sshcert.CertPath(keyPath))
 	return nil
 }
 
-// newKey makes the user's key pair and returns its JOSE algorithm and default file name.
-func newKey(keyType string) (crypto.Signer, string, string, error) {
+// loginConfig picks the OP to log in with: the provider named by the argument, OPKSSH_PROVIDER or
+// the configuration file's default (unless an issuer is given directly), then the OPKSSH_*
+// variables, then the flags the user set.
+func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(string) string) (provider.Config, *provider.ConfigFile, error) {
+	file, err := loadClientConfig(getenv)
+	if err != nil {
+		return provider.Config{}, nil, err
+	}
+	env := provider.EnvOverrides(getenv)
+	name := getenv(provider.EnvProvider)
+	if len(args) == 1 {
+		name = args[0]
+	}
+	directIssuer := cmd.Flags().Changed("issuer") || env.Issuer != ""
+	if name == "" && !directIssuer {
+		name = file.Default
+	}
+	var cfg provider.Config
+	if name != "" {
+		if cfg, err = file.Provider(name); err != nil {
+			return provider.Config{}, nil, err
+		}
+	}
+	flags := provider.Overrides{Issuer: strings.TrimSpace(f.issuer), ClientID: f.clientID, ClientSecret: f.clientSecret}
+	if cmd.Flags().Changed("scopes") {
+		flags.Scopes = strings.Fields(f.scopes)
+		if len(flags.Scopes) == 0 {
+			flags.Scopes = []string{""} // fails validation: no "openid"
+		}
+	}
+	if cmd.Flags().Changed("redirect-uri") {
+		flags.RedirectURIs = f.redirectURIs
+	}
+	return cfg.With(env).With(flags).WithDefaults(), file, nil
+}
+
+// loadClientConfig reads the user's configuration file; a missing file is an empty configuration.
+func loadClientConfig(getenv func(string) string) (*provider.ConfigFile, error) {
+	path, err := provider.ConfigPath(getenv)
+	if err != nil {
+		// Flags and OPKSSH_* variables still work without a home directory (e.g. in CI).
+		return &provider.ConfigFile{Path: "(no configuration file: " + err.Error() + ")"}, nil
+	}
+	return provider.LoadConfig(path)
+}
+
+// newKey makes the user's key pair and returns its JOSE algorithm.
+func newKey(keyType string) (crypto.Signer, string, error) {
+	name, err := defaultKeyName(keyType)
+	if err != nil {
+		return nil, "", err
+	}
+	if name == "id_ed25519" {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		return k, "EdDSA", err
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return k, "ES256", err
+}
+
+// defaultKeyName is the file in ~/.ssh where ssh looks for a key of that type.
+func defaultKeyName(keyType string) (string, error) {
 	switch strings.ToLower(keyType) {
 	case "ecdsa", "ecdsa-p256", "p256":
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		return k, "ES256", "id_ecdsa", err
+		return "id_ecdsa", nil
 	case "ed25519":
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		return k, "EdDSA", "id_ed25519", err
+		return "id_ed25519", nil
 	default:
-		return nil, "", "", fmt.Errorf("--key-type %q is not supported: use ecdsa (default) or ed25519", keyType)
+		return "", fmt.Errorf("--key-type %q is not supported: use ecdsa (default) or ed25519", keyType)
 	}
+}
+
+// loginKeyPath is --key-file, or the default file for --key-type in ~/.ssh.
+func loginKeyPath(f loginFlags) (string, error) {
+	name, err := defaultKeyName(f.keyType)
+	if err != nil {
+		return "", err
+	}
+	if f.keyFile != "" {
+		return f.keyFile, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find your home directory (%v); pass --key-file", err)
+	}
+	return filepath.Join(home, ".ssh", name), nil
 }

@@ -45,6 +45,7 @@ On the server (root):
 	}
 	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd(), newCacheCmd())
 	root.AddCommand(newServerCmd(), newDoctorCmd())
+	root.AddCommand(newProviderCmd(), newStatusCmd())
 	return root
 }
 

@@ -35,6 +35,9 @@ package commands_test
 //	browse URL             log in at URL as $FAKEBROWSER_USER, as xdg-open does, retrying while
 //	                       nothing listens there yet (for "opkssh login --no-browser &")
 //	autoapprove USER       make the test OP log USER in without its login form ("" for the form)
+//	exits N PROG ARGS...   run PROG like exec and check that it exits with status N
+//	device approve|deny USER  approve (as USER) or deny the test OP's one pending device
+//	                       login, waiting up to 10s for one to appear ("opkssh login --device &")
 //
 // and the condition [root]: policy files must be owned by root, so scripts that
 // verify need to run as root (as they do in CI).
@@ -46,6 +49,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -131,6 +135,8 @@ func TestScripts(t *testing.T) {
 			"perm":        cmdPerm,
 			"autoapprove": cmdAutoApprove,
 			"browse":      cmdBrowse,
+			"exits":       cmdExits,
+			"device":      cmdDevice,
 		},
 	})
 }
@@ -257,4 +263,47 @@ func cmdPerm(ts *testscript.TestScript, neg bool, args []string) {
 	case neg && got == os.FileMode(want):
 		ts.Fatalf("perm: %s has mode %#o", args[0], got)
 	}
+}
+
+// cmdExits runs a program like exec and checks its exit status.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits N PROG ARGS...")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exits: bad status %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exits: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdDevice approves or denies the pending device login of a background "opkssh login --device".
+func cmdDevice(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || args[0] != "approve" && args[0] != "deny" {
+		ts.Fatalf("usage: device approve|deny USER")
+	}
+	op := ts.Value(opKey{}).(*testop.Server)
+	deadline := time.Now().Add(10 * time.Second)
+	codes := op.PendingUserCodes()
+	for ; len(codes) == 0 && time.Now().Before(deadline); codes = op.PendingUserCodes() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(codes) != 1 {
+		ts.Fatalf("device: %d pending device logins, want 1", len(codes))
+	}
+	if args[0] == "deny" {
+		ts.Check(op.DenyDevice(codes[0]))
+		return
+	}
+	ts.Check(op.ApproveDevice(codes[0], args[1]))
 }

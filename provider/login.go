@@ -151,6 +151,11 @@ func Login(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResult, er
 		return nil, res.err
 	}
 
+	return assemble(cic, opts, res)
+}
+
+// assemble signs the client instance claims over the verified ID token and makes the PK token.
+func assemble(cic *clientinstance.Claims, opts LoginOptions, res flowResult) (*LoginResult, error) {
 	cicToken, err := cic.Sign(opts.Signer, opts.Alg, []byte(res.rawIDToken))
 	if err != nil {
 		return nil, fmt.Errorf("signing the client instance claims: %w", err)
@@ -322,15 +327,21 @@ func (f *browserFlow) exchange(ctx context.Context, code string) flowResult {
 	if err != nil {
 		return flowResult{err: fmt.Errorf("exchanging the authorization code: %w", err)}
 	}
+	return verifyIDToken(f.octx, f.idVerifier, tok, f.nonce)
+}
+
+// verifyIDToken checks the token response's ID token: the OP's signature, issuer, audience,
+// expiry, and that its nonce is ours, i.e. that it commits to our key.
+func verifyIDToken(ctx context.Context, v *oidc.IDTokenVerifier, tok *oauth2.Token, nonce string) flowResult {
 	raw, ok := tok.Extra("id_token").(string)
 	if !ok || raw == "" {
 		return flowResult{err: errors.New("the OP's token response has no id_token; is the \"openid\" scope allowed for this client?")}
 	}
-	idt, err := f.idVerifier.Verify(f.octx, raw)
+	idt, err := v.Verify(ctx, raw)
 	if err != nil {
 		return flowResult{err: fmt.Errorf("the OP's ID token did not verify: %w", err)}
 	}
-	if idt.Nonce != f.nonce {
+	if idt.Nonce != nonce {
 		return flowResult{err: errors.New("the ID token's nonce is not the one we sent; the OP does not support nonces or the response was replayed")}
 	}
 	var c struct {

@@ -1,5 +1,6 @@
 // Package provider knows how to talk to an OpenID Provider from the workstation: which issuer and
-// client to use, and how to run the browser login that yields a PK token.
+// client to use (presets and the client configuration file, config.go), and how to run the
+// browser login (login.go) or the device-code login (device.go) that yields a PK token.
 //
 // The login is an OAuth 2.0 authorization-code flow with PKCE (S256) on a loopback redirect URI,
 // done with golang.org/x/oauth2 and github.com/coreos/go-oidc. The OpenPubkey part is the nonce:

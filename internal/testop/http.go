@@ -17,6 +17,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /authorize", s.handleAuthorize)
 	mux.HandleFunc("POST /authorize", s.handleAuthorize)
 	mux.HandleFunc("POST /token", s.handleToken)
+	mux.HandleFunc("POST /device_authorization", s.handleDeviceAuthorization)
+	mux.HandleFunc("GET /device", s.handleDevicePage)
+	mux.HandleFunc("POST /device", s.handleDevicePage)
 	mux.HandleFunc("GET /userinfo", s.handleUserinfo)
 	mux.HandleFunc("POST /userinfo", s.handleUserinfo)
 	return s.countAndLog(mux)
@@ -69,6 +72,7 @@ type discovery struct {
 	Issuer                            string   `json:"issuer"`
 	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"` // RFC 8628
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
@@ -88,6 +92,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		Issuer:                            s.issuer,
 		AuthorizationEndpoint:             s.issuer + "/authorize",
 		TokenEndpoint:                     s.issuer + "/token",
+		DeviceAuthorizationEndpoint:       s.issuer + "/device_authorization",
 		UserinfoEndpoint:                  s.issuer + "/userinfo",
 		JWKSURI:                           s.issuer + "/jwks",
 		ResponseTypesSupported:            []string{"code"},
@@ -96,7 +101,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		ScopesSupported:                   []string{"openid", "email", "profile", "groups"},
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
 		CodeChallengeMethodsSupported:     []string{"S256"},
-		GrantTypesSupported:               []string{"authorization_code"},
+		GrantTypesSupported:               []string{"authorization_code", GrantTypeDeviceCode},
 		ClaimsSupported: []string{
 			"iss", "sub", "aud", "azp", "iat", "exp", "auth_time", "nonce", "at_hash",
 			"email", "email_verified", "name", "groups", "amr",

@@ -114,6 +114,7 @@ type Server struct {
 	keys        []*signingKey // oldest first; the last one signs
 	codes       map[string]*authCode
 	tokens      map[string]*accessToken
+	device      deviceState // device authorization grants (device.go)
 	requests    map[string]int
 	closed      bool
 	inflight    int        // handlers running; Close waits for them

@@ -77,8 +77,12 @@ func (s *Server) exchange(r *http.Request) (*tokenResponse, *tokenError) {
 	if terr != nil {
 		return nil, terr
 	}
-	if gt := form.Get("grant_type"); gt != "authorization_code" {
-		return nil, &tokenError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code, not " + gt}
+	switch gt := form.Get("grant_type"); gt {
+	case "authorization_code":
+	case GrantTypeDeviceCode:
+		return s.deviceToken(form, client)
+	default:
+		return nil, &tokenError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or " + GrantTypeDeviceCode + ", not " + gt}
 	}
 	if form.Get("code") == "" {
 		return nil, invalidRequest("code is missing")

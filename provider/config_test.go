@@ -1,0 +1,155 @@
+package provider
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigPath(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"HOME": "/home/a"}, "/home/a/.config/opkssh/config.yaml"},
+		{map[string]string{"HOME": "/home/a", "XDG_CONFIG_HOME": "/xdg"}, "/xdg/opkssh/config.yaml"},
+		{map[string]string{"HOME": "/home/a", "XDG_CONFIG_HOME": "relative"}, "/home/a/.config/opkssh/config.yaml"},
+	} {
+		got, err := ConfigPath(env(tc.env))
+		if err != nil || got != tc.want {
+			t.Errorf("ConfigPath(%v) = %q, %v; want %q", tc.env, got, err, tc.want)
+		}
+	}
+	if _, err := ConfigPath(env(nil)); err == nil {
+		t.Error("ConfigPath without HOME: no error")
+	}
+}
+
+func TestEntryConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entry   Entry
+		issuer  string
+		scopes  string
+		wantErr string
+	}{
+		{"google", Entry{Preset: "google", ClientID: "x"}, "https://accounts.google.com", "openid email profile", ""},
+		{"microsoft", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "x"}, "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0", "openid email profile", ""},
+		{"microsoft without tenant", Entry{Preset: "microsoft", ClientID: "x"}, "", "", "needs a tenant"},
+		{"microsoft common", Entry{Preset: "microsoft", Tenant: "common", ClientID: "x"}, "", "", "multi-tenant alias"},
+		{"microsoft bad tenant", Entry{Preset: "microsoft", Tenant: "a/b", ClientID: "x"}, "", "", "must be a directory ID"},
+		{"gitlab", Entry{Preset: "gitlab", ClientID: "x"}, "https://gitlab.com", "openid email profile", ""},
+		{"gitlab self-managed", Entry{Preset: "gitlab", Issuer: "https://git.example.com", ClientID: "x"}, "https://git.example.com", "openid email profile", ""},
+		{"generic", Entry{Issuer: "https://sso.example.com", ClientID: "x", Scopes: []string{"openid", "groups"}}, "https://sso.example.com", "openid groups", ""},
+		{"generic without issuer", Entry{Preset: "generic", ClientID: "x"}, "", "", "needs an issuer"},
+		{"tenant elsewhere", Entry{Preset: "google", Tenant: "t", ClientID: "x"}, "", "", "only the microsoft preset"},
+		{"unknown preset", Entry{Preset: "okta", ClientID: "x"}, "", "", `unknown preset "okta": use one of google, microsoft, gitlab, generic`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := tc.entry.Config()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Issuer != tc.issuer || strings.Join(cfg.Scopes, " ") != tc.scopes || cfg.ClientID != "x" {
+				t.Fatalf("got %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"providers:\n  a:\n    issuer: https://x\n    clientid: y\n", "c.yaml: line 4: field clientid is not a provider setting"},
+		{"default: b\nproviders:\n  a:\n    issuer: https://x\n    client_id: y\n", `default "b" is not one of the providers (a)`},
+		{"providers:\n  'a b':\n    client_id: y\n", `provider name "a b" must be`},
+		{"- a\n", "c.yaml: line 1: cannot unmarshal"},
+	} {
+		_, err := ParseConfig("c.yaml", []byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseConfig(%q) = %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+	f, err := ParseConfig("c.yaml", nil)
+	if err != nil || len(f.Providers) != 0 {
+		t.Fatalf("empty file: %v %+v", err, f)
+	}
+	if _, err := f.Provider("corp"); !errors.Is(err, ErrNoSuchProvider) || !strings.Contains(err.Error(), "it defines none") {
+		t.Fatalf("Provider on empty file: %v", err)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	base := Config{Issuer: "https://a", ClientID: "a", ClientSecret: "s", Scopes: []string{"openid"}}
+	got := base.With(EnvOverrides(func(k string) string {
+		return map[string]string{EnvIssuer: " https://b ", EnvClientID: "b"}[k]
+	})).With(Overrides{ClientID: "c"})
+	if got.Issuer != "https://b" || got.ClientID != "c" || got.ClientSecret != "s" || len(got.Scopes) != 1 {
+		t.Fatalf("got %+v", got)
+	}
+	if d := (Config{}).WithDefaults(); len(d.Scopes) != 3 || len(d.RedirectURIs) != 3 {
+		t.Fatalf("defaults: %+v", d)
+	}
+}
+
+func TestAddProviderKeepsComments(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "opkssh", "config.yaml")
+	if err := AddProvider(path, "corp", Entry{Issuer: "https://sso.example.com", ClientID: "opkssh"}, false); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode: %v %v", fi, err)
+	}
+	f, err := LoadConfig(path)
+	if err != nil || f.Default != "corp" {
+		t.Fatalf("the first provider becomes the default: %+v %v", f, err)
+	}
+
+	withComments := "# my opkssh providers\ndefault: corp # used by plain login\nproviders:\n  # the company SSO\n  corp:\n    issuer: https://sso.example.com\n    client_id: opkssh\n"
+	if err := os.WriteFile(path, []byte(withComments), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddProvider(path, "work", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "abc"}, true); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for _, want := range []string{"# my opkssh providers", "default: work # used by plain login", "  # the company SSO\n  corp:", "  work:\n    preset: microsoft\n    tenant: contoso.onmicrosoft.com\n    client_id: abc\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("edited file lacks %q:\n%s", want, data)
+		}
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode after edit %v, want 0600", fi.Mode().Perm())
+	}
+	f, err = LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.Provider("work")
+	if err != nil || cfg.Issuer != "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0" {
+		t.Fatalf("work: %+v %v", cfg, err)
+	}
+
+	if err := AddProvider(path, "corp", Entry{Issuer: "https://x.example.com", ClientID: "y"}, false); !errors.Is(err, ErrProviderExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if err := AddProvider(path, "bad", Entry{Preset: "generic", ClientID: "y"}, false); err == nil || !strings.Contains(err.Error(), "needs an issuer") {
+		t.Fatalf("invalid entry: %v", err)
+	}
+	if err := AddProvider(path, "plain", Entry{Issuer: "http://sso.example.com", ClientID: "y"}, false); err == nil || !strings.Contains(err.Error(), "only https") {
+		t.Fatalf("http issuer: %v", err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(after) != string(data) {
+		t.Fatal("a refused add changed the file")
+	}
+}
