@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -27,27 +25,11 @@ var ErrNoDeviceEndpoint = errors.New("the OP does not offer device-code login (i
 // opts.OpenBrowser is not used. It blocks until the user approves or denies the login, the code
 // expires, or ctx ends.
 func DeviceLogin(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResult, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	status := opts.Status
-	if status == nil {
-		status = io.Discard
-	}
-	hc := opts.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultHTTPTimeout}
-	}
-	cic, nonce, err := NewClientInstance(opts.Signer, opts.Alg)
+	st, err := start(ctx, cfg, opts)
 	if err != nil {
 		return nil, err
 	}
-	octx := oidc.ClientContext(ctx, hc)
-	op, err := oidc.NewProvider(octx, cfg.Issuer)
-	if err != nil {
-		return nil, fmt.Errorf("OIDC discovery at %s failed: %w", cfg.Issuer, err)
-	}
+	cfg, status, octx, op, cic, nonce := st.cfg, st.status, st.octx, st.op, st.cic, st.nonce
 	endpoint := op.Endpoint()
 	if endpoint.DeviceAuthURL == "" {
 		return nil, ErrNoDeviceEndpoint

@@ -59,33 +59,11 @@ var ErrNoFreePort = errors.New("no redirect URI port is free")
 // Login runs the browser login and returns a PK token committing to opts.Signer's key. It blocks
 // until the OP redirects back, an error arrives, or ctx ends (give it a deadline).
 func Login(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResult, error) {
-	if len(cfg.RedirectURIs) == 0 {
-		cfg.RedirectURIs = DefaultRedirectURIs
-	}
-	if len(cfg.Scopes) == 0 {
-		cfg.Scopes = DefaultScopes
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	status := opts.Status
-	if status == nil {
-		status = io.Discard
-	}
-	hc := opts.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultHTTPTimeout}
-	}
-
-	cic, nonce, err := NewClientInstance(opts.Signer, opts.Alg)
+	st, err := start(ctx, cfg, opts)
 	if err != nil {
 		return nil, err
 	}
-	octx := oidc.ClientContext(ctx, hc)
-	op, err := oidc.NewProvider(octx, cfg.Issuer)
-	if err != nil {
-		return nil, fmt.Errorf("OIDC discovery at %s failed: %w", cfg.Issuer, err)
-	}
+	cfg, status, octx, op, cic, nonce := st.cfg, st.status, st.octx, st.op, st.cic, st.nonce
 
 	ln, redirectURI, err := listenFirst(cfg.RedirectURIs)
 	if err != nil {
@@ -165,6 +143,41 @@ func assemble(cic *clientinstance.Claims, opts LoginOptions, res flowResult) (*L
 		return nil, fmt.Errorf("assembling the PK token: %w", err)
 	}
 	return &LoginResult{PKToken: pkt, Claims: res.claims}, nil
+}
+
+// flowStart is what both login flows begin with: the validated configuration, the OP's discovery
+// document, and the client instance claims whose hash is the nonce.
+type flowStart struct {
+	cfg    Config
+	status io.Writer
+	octx   context.Context // carries the HTTP client for oauth2 and go-oidc
+	op     *oidc.Provider
+	cic    *clientinstance.Claims
+	nonce  string
+}
+
+func start(ctx context.Context, cfg Config, opts LoginOptions) (*flowStart, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st := &flowStart{cfg: cfg, status: opts.Status}
+	if st.status == nil {
+		st.status = io.Discard
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	var err error
+	if st.cic, st.nonce, err = NewClientInstance(opts.Signer, opts.Alg); err != nil {
+		return nil, err
+	}
+	st.octx = oidc.ClientContext(ctx, hc)
+	if st.op, err = oidc.NewProvider(st.octx, cfg.Issuer); err != nil {
+		return nil, fmt.Errorf("OIDC discovery at %s failed: %w", cfg.Issuer, err)
+	}
+	return st, nil
 }
 
 // NewClientInstance builds the client instance claims for the key and returns them with the
