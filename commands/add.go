@@ -30,22 +30,31 @@ sshd needs no restart.`,
   opkssh add deploy group:release-managers corp --policy ./policies.yaml`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			principal, idArg, prov := args[0], args[1], args[2]
-			if !policy.ValidPrincipal(principal) {
-				return fmt.Errorf("principal %q is not a valid Unix user name (letters, digits, '_', '.', '-'; not starting with '-'; at most 32)", principal)
-			}
-			id, err := policy.ParseIdentityArg(idArg)
-			if err != nil {
-				return err
-			}
-			res, err := policy.Add(policyPath, principal, id, prov)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), res.Message)
-			return nil
+			return editPolicy(cmd, args, func(principal string, id policy.Identity, prov string) (string, error) {
+				res, err := policy.Add(policyPath, principal, id, prov)
+				return res.Message, err
+			})
 		},
 	}
 	cmd.Flags().StringVar(&policyPath, "policy", DefaultPolicyPath, "policy file to edit")
 	return cmd
+}
+
+// editPolicy checks PRINCIPAL IDENTITY PROVIDER and runs one edit of the policy file (add, remove),
+// printing what it did.
+func editPolicy(cmd *cobra.Command, args []string, edit func(principal string, id policy.Identity, prov string) (string, error)) error {
+	principal, idArg, prov := args[0], args[1], args[2]
+	if !policy.ValidPrincipal(principal) {
+		return fmt.Errorf("principal %q is not a valid Unix user name (letters, digits, '_', '.', '-'; not starting with '-'; at most 32)", principal)
+	}
+	id, err := policy.ParseIdentityArg(idArg)
+	if err != nil {
+		return err
+	}
+	msg, err := edit(principal, id, prov)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), msg)
+	return nil
 }

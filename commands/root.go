@@ -46,6 +46,7 @@ On the server (root):
 	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd(), newCacheCmd())
 	root.AddCommand(newServerCmd(), newDoctorCmd())
 	root.AddCommand(newProviderCmd(), newStatusCmd())
+	root.AddCommand(newPolicyCmd(), newRemoveCmd())
 	return root
 }
 
