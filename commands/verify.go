@@ -2,12 +2,7 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -69,7 +64,7 @@ OP is unreachable its cached keys stay usable for --stale-for, and such decision
 	fl := cmd.Flags()
 	fl.StringVar(&f.policyPath, "policy", DefaultPolicyPath, "policy file; drop-ins are read from policies.d beside it")
 	fl.StringVar(&f.logFile, "log-file", "", "append decisions to this file (default "+DefaultLogFile+" when /var/log/opkssh exists)")
-	fl.StringVar(&f.clientAddr, "client-addr", "", "client address for the log (sshd's %C)")
+	fl.StringVar(&f.clientAddr, "client-addr", "", "sshd's %C (client address and port, server address and port): logged, and tested by rules with require.from")
 	fl.DurationVar(&f.timeout, "timeout", verifier.DefaultFetchTimeout, "limit for each request to the OP")
 	fl.StringVar(&f.cacheDir, "cache-dir", verifier.DefaultCacheDir, "where the OPs' keys and a compiled policy snapshot are cached (owned by the verify user, mode 0700); \"\" for none")
 	fl.DurationVar(&f.staleFor, "stale-for", verifier.DefaultStaleFor, "how long cached keys stay usable while the OP is unreachable")
@@ -105,23 +100,4 @@ func runVerify(cmd *cobra.Command, f verifyFlags, args []string) error {
 	}
 	fmt.Fprintln(cmd.OutOrStdout(), res.Line)
 	return nil
-}
-
-// openDecisionLog logs JSON lines to stderr and, when possible, to the log file. The file is
-// opened per call in append mode so that logrotate can move it between logins.
-func openDecisionLog(stderr io.Writer, path string) (*slog.Logger, func()) {
-	explicit := path != ""
-	if !explicit {
-		path = DefaultLogFile
-		if _, err := os.Stat(filepath.Dir(path)); errors.Is(err, fs.ErrNotExist) {
-			return slog.New(slog.NewJSONHandler(stderr, nil)), func() {}
-		}
-	}
-	file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
-		l := slog.New(slog.NewJSONHandler(stderr, nil))
-		l.Warn("cannot open the decision log file; logging to stderr only", "path", path, "error", err.Error())
-		return l, func() {}
-	}
-	return slog.New(slog.NewJSONHandler(io.MultiWriter(stderr, file), nil)), func() { file.Close() }
 }

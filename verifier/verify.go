@@ -208,6 +208,12 @@ func parsePKToken(raw []byte) (pkt *pktoken.PKToken, err error) {
 	if pkt.Cos != nil || len(pkt.CosToken) > 0 {
 		return nil, errors.New("PK token carries a cosigner signature, which this server does not accept")
 	}
+	// The library keeps the last signature of each type and drops the others unchecked, and
+	// panics later on a token without a client signature: accept exactly one OP and one client
+	// signature.
+	if tokens, _, err := pktoken.SplitCompactPKToken(raw); err != nil || len(tokens) != 2 || pkt.Op == nil || pkt.Cic == nil {
+		return nil, errors.New("PK token must carry exactly two signatures, the OP's and the client's")
+	}
 	return pkt, nil
 }
 

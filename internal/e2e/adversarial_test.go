@@ -1,0 +1,608 @@
+package e2e
+
+// TestAdversarial runs the built binary exactly as sshd runs it (empty environment, working
+// directory /, `opkssh verify %u %k %t` plus the server's flags) against certificates, tokens and
+// policies an attacker would try. Every attack must exit 1, print nothing on stdout and log exactly
+// one JSON decision carrying the reason below; a control case must exit 0 with one line. One test
+// OP and one browser login serve every case; the other tokens are minted with the OP's own signing
+// key (claims it would never issue) or with keys it never had.
+//
+//	attack                                                     expected reason
+//	---------------------------------------------------------  -----------------------
+//	ID token signed by a foreign RSA key, the OP's kid         bad_op_signature
+//	ID token signed by a foreign RSA key, a new kid            unknown_signing_key
+//	ID token without kid, the JWKS holds two keys              unknown_signing_key
+//	alg: none                                                  alg_not_allowed
+//	HS256 keyed with the OP's public key (PEM; JWK JSON)       alg_not_allowed
+//	ES256 header naming the OP's RSA kid                       alg_not_allowed
+//	PS256 by the OP's own key, whose JWK says RS256            alg_not_allowed
+//	payload changed after signing, client re-signs             bad_op_signature
+//	payload changed after signing, client signature kept       bad_client_signature
+//	client (CIC) signature by another key                      bad_client_signature
+//	nonce that commits to another key                          commitment_mismatch
+//	nonce claim that is a number                               pk_token_malformed (*)
+//	honest PK token replayed in a certificate for another key  key_mismatch
+//	certificate signed by a key other than its own             cert_malformed
+//	certificate blob declared as another key type              cert_malformed
+//	plain public key instead of a certificate                  not_a_certificate
+//	%k of 128 KiB - 1 (the longest argument exec can pass)     cert_malformed
+//	certificate without the openpubkey-pkt extension           no_pk_token
+//	garbage in the extension                                   pk_token_malformed
+//	PK token with an extra (cosigner) signature                pk_token_malformed
+//	PK token with an extra OP signature that nobody checks     pk_token_malformed
+//	PK token without the client's signature                    pk_token_malformed
+//	issuer not configured                                      unknown_issuer
+//	issuer + "/", https for http, upper-case scheme            unknown_issuer
+//	aud without a configured client id (string; array)         audience_mismatch
+//	expired: 24h after iat                                     token_expired
+//	expired: expiration oidc and exp in the past               token_expired
+//	iat one hour in the future                                 issued_in_future
+//	email_verified false; missing; the string "true"           email_not_verified
+//	email_domain lookalikes example.com.evil.io, evilexample   no_matching_identity
+//	groups as a string instead of a list                       pk_token_malformed (*)
+//	principal with \n " , $, leading - (after --), 1000 chars  bad_request
+//	principal with a leading - as sshd passes it (no --)       exit 1, nothing logged (**)
+//	empty principal                                            bad_request
+//	rule for principal alice used for root                     no_rule_for_principal
+//	deny entry beside a matching allow                         denied_by_deny_list
+//	policy file writable by group; by others; owned by nobody  policy_error
+//	policy directory writable by others                        policy_error
+//	policy with an unknown key; a duplicate key; a wrong type  policy_error
+//	client_ids as a string (a broken provider block)           provider_broken
+//	token of a broken provider beside a good one               provider_broken
+//
+// (*) openpubkey's PK token parser decodes the payload into typed fields (nonce string, groups
+// []string, iat and exp integers) and refuses the whole token otherwise, before any signature is
+// checked. The token is denied, but under a generic code: an OP that sends "groups" as a single
+// string cannot log anybody in, whatever the rule.
+//
+// (**) the flag parser takes "-alice" for flags and exits 1 before verify runs, so no decision is
+// logged; sshd only runs the command for existing users, and user names cannot start with '-'.
+//
+// Control cases (allowed): the honest login; a forged token with honest claims; alice@EXAMPLE.com
+// for email_domain example.com (domains compare ignoring ASCII case, as DNS does); aud
+// ["other", "opkssh"] (aud may be a list; one configured client id suffices); the good provider's
+// user beside a broken provider.
+//
+// %k of 1 MiB cannot be passed to any program: Linux refuses a single argument of 128 KiB or more
+// (MAX_ARG_STRLEN) with E2BIG, so sshd cannot deliver it either. The case below sends the longest
+// argument that exec allows; TestVerifyOversizedCert (verifier/fuzz_test.go) gives Verify 1 MiB.
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/openpubkey/openpubkey/pktoken"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/opkssh-team/opkssh/internal/logintest"
+	"github.com/opkssh-team/opkssh/internal/sshcert"
+	"github.com/opkssh-team/opkssh/internal/testop"
+	"github.com/opkssh-team/opkssh/provider"
+)
+
+// cred is what sshd passes for a key: %k and %t.
+type cred struct{ b64, typ string }
+
+type attack struct {
+	name      string
+	principal string
+	cert      cred
+	policy    string                  // policies.yaml; "" means the test provider with advRules
+	prepare   func(path string) error // runs on the written policy file
+	reason    string                  // the expected reason code; "allowed" for a control case
+}
+
+// notRun is the expectation of a case that the command line parser refuses before verify runs.
+const notRun = "-"
+
+// advRules let alice in as alice, the admins group as ops and anyone at example.com as corp.
+const advRules = `rules:
+  - principals: [alice]
+    provider: test
+    identities:
+      - email: alice@example.com
+  - principals: [ops]
+    provider: test
+    identities:
+      - group: admins
+  - principals: [corp]
+    provider: test
+    identities:
+      - email_domain: example.com
+`
+
+func TestAdversarial(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI must run the adversarial matrix as root (the policy file must be root-owned)")
+		}
+		t.Skip("the policy file must be root-owned; run as root")
+	}
+	start := time.Now()
+	op := startOP(t)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	cacheDir := filepath.Join(dir, "cache")
+	if err := os.Mkdir(cacheDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keyPath := login(t, op, "alice@example.com", "ecdsa", filepath.Join(dir, "id_ecdsa"))
+	b64, typ := certArgs(t, keyPath)
+	honest := cred{b64, typ}
+	m := newMinter(t, op, keyPath)
+
+	iss := op.Issuer()
+	now := time.Now()
+	base := policy(iss, advRules)
+	with := func(edit func(c map[string]any)) map[string]any {
+		c := logintest.Claims(op, "alice", "alice@example.com", now)
+		c["groups"] = []string{"admins"}
+		edit(c)
+		return c
+	}
+	honestClaims := with(func(map[string]any) {})
+	opSigned := m.opSigner("RS256", m.kid)
+	foreignRSA, _ := rsa.GenerateKey(rand.Reader, 2048)
+	foreignEC, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pubPEM, pubJWK := m.opPublicKeyBytes()
+	nobody := uidOf(t, "nobody")
+	brokenPolicy := strings.Replace(base, "rules:", "  broken:\n    issuer: https://broken.example.com\n    client_ids: [opkssh]\n    expiration: forever\nrules:", 1)
+
+	cases := []attack{
+		{name: "control: honest login", principal: "alice", cert: honest, reason: "allowed"},
+		{name: "control: forged token with honest claims", principal: "alice", cert: m.forge(honestClaims), reason: "allowed"},
+
+		// The OP's signature and its algorithm.
+		{name: "foreign RSA key under the OP's kid", principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, m.kid)), reason: "bad_op_signature"},
+		{name: "foreign RSA key under a new kid", principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, "attacker-kid")), reason: "unknown_signing_key"},
+		{name: "no kid while the JWKS has two keys", principal: "alice", cert: m.mint(honestClaims, m.opSigner("RS256", "")), reason: "unknown_signing_key"},
+		{name: "alg none", principal: "alice", cert: m.mint(honestClaims, unsigned(m.kid)), reason: "alg_not_allowed"},
+		{name: "HS256 keyed with the OP's public key as PEM", principal: "alice", cert: m.mint(honestClaims, signer("HS256", pubPEM, m.kid)), reason: "alg_not_allowed"},
+		{name: "HS256 keyed with the OP's public key as JWK", principal: "alice", cert: m.mint(honestClaims, signer("HS256", pubJWK, m.kid)), reason: "alg_not_allowed"},
+		{name: "ES256 header naming the OP's RSA kid", principal: "alice", cert: m.mint(honestClaims, signer("ES256", foreignEC, m.kid)), reason: "alg_not_allowed"},
+		{name: "PS256 by the OP's key whose JWK says RS256", principal: "alice", cert: m.mint(honestClaims, m.opSigner("PS256", m.kid)), reason: "alg_not_allowed"},
+
+		// The payload and the client's commitment.
+		{name: "payload changed after signing, client re-signs", principal: "alice", cert: m.mint(with(func(c map[string]any) { c["email"] = "root@example.com" }), swapPayload(opSigned, honestClaims)), reason: "bad_op_signature"},
+		{name: "payload changed after signing, client signature kept", principal: "alice", cert: m.tamperHonest("alice@example.com", "admin@example.com"), reason: "bad_client_signature"},
+		{name: "client signature by another key", principal: "alice", cert: m.mintWith(honestClaims, opSigned, foreignEC), reason: "bad_client_signature"},
+		{name: "nonce committing to another key", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = m.otherNonce() })), reason: "commitment_mismatch"},
+		{name: "nonce claim is a number", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = 12345 })), reason: "pk_token_malformed"},
+
+		// The certificate.
+		{name: "honest PK token replayed for another key", principal: "alice", cert: m.wrap(foreignEC, m.honestPKT), reason: "key_mismatch"},
+		{name: "certificate signed by another key", principal: "alice", cert: m.crossSigned(foreignEC), reason: "cert_malformed"},
+		{name: "blob declared as another key type", principal: "alice", cert: cred{honest.b64, ssh.CertAlgoED25519v01}, reason: "cert_malformed"},
+		{name: "plain key instead of a certificate", principal: "alice", cert: m.plainKey(), reason: "not_a_certificate"},
+		{name: "%k of 128 KiB - 1", principal: "alice", cert: cred{strings.Repeat("A", 128<<10-1), honest.typ}, reason: "cert_malformed"},
+		{name: "no openpubkey-pkt extension", principal: "alice", cert: m.withExtension(nil), reason: "no_pk_token"},
+		{name: "garbage in the extension", principal: "alice", cert: m.withExtension([]byte("garbage:\x00\xff:not-a-token")), reason: "pk_token_malformed"},
+		{name: "extra cosigner signature", principal: "alice", cert: m.cosigned(), reason: "pk_token_malformed"},
+		{name: "extra unchecked OP signature before the real one", principal: "alice", reason: "pk_token_malformed",
+			cert: m.honestEdited(func(s []string) []string { return append([]string{s[0], s[1], "AAAA"}, s[1:]...) })},
+		{name: "no client signature", principal: "alice", cert: m.honestEdited(func(s []string) []string { return s[:3] }), reason: "pk_token_malformed"},
+
+		// Issuer and audience.
+		{name: "issuer not configured", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https://evil.example.com" })), reason: "unknown_issuer"},
+		{name: "issuer with a trailing slash", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = iss + "/" })), reason: "unknown_issuer"},
+		{name: "issuer with https for http", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https" + strings.TrimPrefix(iss, "http") })), reason: "unknown_issuer"},
+		{name: "issuer in upper case", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = strings.ToUpper(iss) })), reason: "unknown_issuer"},
+		{name: "aud string without a configured client id", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = "other-client" })), reason: "audience_mismatch"},
+		{name: "aud array without a configured client id", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = []string{"a", "b"} })), reason: "audience_mismatch"},
+		{name: "control: aud array with the client id second", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = []string{"other-client", "opkssh"} })), reason: "allowed"},
+
+		// Time.
+		{name: "expired 24h after iat", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = now.Add(-25 * time.Hour).Unix() })), reason: "token_expired"},
+		{name: "expiration oidc and exp in the past", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"], c["exp"] = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix() })),
+			policy: strings.Replace(base, "expiration: 24h", "expiration: oidc", 1), reason: "token_expired"},
+		{name: "iat in the future beyond the skew", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = now.Add(time.Hour).Unix() })), reason: "issued_in_future"},
+
+		// Claims against the policy.
+		{name: "email_verified false", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email_verified"] = false })), reason: "email_not_verified"},
+		{name: "email_verified missing", principal: "alice", cert: m.forge(with(func(c map[string]any) { delete(c, "email_verified") })), reason: "email_not_verified"},
+		{name: "email_verified the string true", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email_verified"] = "true" })), reason: "email_not_verified"},
+		{name: "email_domain lookalike example.com.evil.io", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@example.com.evil.io" })), reason: "no_matching_identity"},
+		{name: "email_domain lookalike evilexample.com", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@evilexample.com" })), reason: "no_matching_identity"},
+		{name: "control: email_domain in upper case", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@EXAMPLE.com" })), reason: "allowed"},
+		{name: "groups as a string", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = "admins" })), reason: "pk_token_malformed"},
+
+		// The principal (%u).
+		{name: "principal with a newline", principal: "alice\nroot", cert: honest, reason: "bad_request"},
+		{name: "principal with a quote", principal: `alice"`, cert: honest, reason: "bad_request"},
+		{name: "principal with a comma", principal: "alice,root", cert: honest, reason: "bad_request"},
+		{name: "principal with a dollar", principal: "alice$", cert: honest, reason: "bad_request"},
+		{name: "principal with a leading dash", principal: "-alice", cert: honest, reason: "bad_request"},
+		{name: "principal with a leading dash, no --", principal: "-alice", cert: honest, reason: notRun},
+		{name: "principal of 1000 characters", principal: strings.Repeat("a", 1000), cert: honest, reason: "bad_request"},
+		{name: "empty principal", principal: "", cert: honest, reason: "bad_request"},
+
+		// The policy.
+		{name: "rule for alice used for root", principal: "root", cert: honest, reason: "no_rule_for_principal"},
+		{name: "deny entry beside a matching allow", principal: "alice", cert: honest, policy: base + "deny:\n  - email: alice@example.com\n", reason: "denied_by_deny_list"},
+		{name: "policy writable by group", principal: "alice", cert: honest, prepare: chmod(0o664), reason: "policy_error"},
+		{name: "policy writable by others", principal: "alice", cert: honest, prepare: chmod(0o646), reason: "policy_error"},
+		{name: "policy owned by nobody", principal: "alice", cert: honest, prepare: func(p string) error { return os.Chown(p, nobody, -1) }, reason: "policy_error"},
+		{name: "policy directory writable by others", principal: "alice", cert: honest, prepare: func(p string) error { return os.Chmod(filepath.Dir(p), 0o757) }, reason: "policy_error"},
+		{name: "policy with an unknown key", principal: "alice", cert: honest, policy: strings.Replace(base, "identities:", "identitys:", 1), reason: "policy_error"},
+		{name: "policy with a duplicate key", principal: "alice", cert: honest, policy: strings.Replace(base, "    provider: test\n", "    provider: test\n    provider: test\n", 1), reason: "policy_error"},
+		{name: "policy with a wrong type", principal: "alice", cert: honest, policy: strings.Replace(base, "principals: [alice]", "principals: {alice: 1}", 1), reason: "policy_error"},
+		{name: "client_ids as a string", principal: "alice", cert: honest, policy: strings.Replace(base, "client_ids: [opkssh]", "client_ids: opkssh", 1), reason: "provider_broken"},
+		{name: "control: good provider beside a broken one", principal: "alice", cert: honest, policy: brokenPolicy, reason: "allowed"},
+		{name: "token of the broken provider", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https://broken.example.com" })), policy: brokenPolicy, reason: "provider_broken"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			caseDir := filepath.Join(dir, "case"+strconv.Itoa(i))
+			pol := filepath.Join(caseDir, "policies.yaml")
+			content := tc.policy
+			if content == "" {
+				content = base
+			}
+			writeFile(t, pol, content)
+			if tc.prepare != nil {
+				if err := tc.prepare(pol); err != nil {
+					t.Fatal(err)
+				}
+			}
+			logFile := filepath.Join(caseDir, "verify.log")
+			flags := []string{"--policy", pol, "--cache-dir", cacheDir, "--log-file", logFile}
+			if tc.reason == notRun {
+				stdout, code := verifyAsSSHD(t, append([]string{tc.principal, tc.cert.b64, tc.cert.typ}, flags...)...)
+				if _, err := os.Stat(logFile); code != 1 || stdout != "" || err == nil {
+					t.Fatalf("exit %d, stdout %q, log file: %v", code, stdout, err)
+				}
+				return
+			}
+			stdout, code := verifyAsSSHD(t, append(flags, "--", tc.principal, tc.cert.b64, tc.cert.typ)...)
+			lines, decision := decisionLog(t, logFile)
+			if tc.reason == "allowed" {
+				if code != 0 || strings.Count(stdout, "\n") != 1 || !strings.HasPrefix(stdout, "cert-authority,") || lines != 1 {
+					t.Fatalf("control case: exit %d, stdout %q, %d log lines: %v", code, stdout, lines, decision)
+				}
+			} else if code != 1 || stdout != "" {
+				t.Fatalf("attack: exit %d, stdout %q (want exit 1 and nothing): %v", code, stdout, decision)
+			}
+			t.Logf("%v: %v", decision["reason"], decision["detail"])
+			if decision["reason"] != tc.reason {
+				t.Fatalf("reason %v, want %s; detail: %v", decision["reason"], tc.reason, decision["detail"])
+			}
+		})
+	}
+	t.Logf("%d cases in %.1fs", len(cases), time.Since(start).Seconds())
+}
+
+// verifyAsSSHD runs the binary as sshd would: no environment, working directory /.
+func verifyAsSSHD(t *testing.T, args ...string) (stdout string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, opksshBin, append([]string{"verify"}, args...)...)
+	cmd.Env, cmd.Dir = []string{}, "/"
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running opkssh verify: %v", err)
+	}
+	if strings.Contains(errOut.String(), "panic") {
+		t.Fatalf("verify panicked: %s", errOut.String())
+	}
+	return out.String(), code
+}
+
+// decisionLog returns the number of lines in the log file and its one decision, which must
+// carry no token (a JWT segment starts with "eyJ").
+func decisionLog(t *testing.T, path string) (int, map[string]any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no decision log: %v", err)
+	}
+	if bytes.Contains(data, []byte("eyJ")) {
+		t.Fatalf("the decision log carries a token:\n%s", data)
+	}
+	var decisions []map[string]any
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if m["msg"] == "opkssh verify" {
+			decisions = append(decisions, m)
+		}
+	}
+	if len(decisions) != 1 {
+		t.Fatalf("%d decision lines, want 1:\n%s", len(decisions), data)
+	}
+	return len(lines), decisions[0]
+}
+
+func chmod(mode os.FileMode) func(string) error {
+	return func(p string) error { return os.Chmod(p, mode) }
+}
+
+func uidOf(t *testing.T, name string) int {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	return uid
+}
+
+// minter makes the certificates of the attacks: tokens the OP never issued, and the honest
+// login's PK token put to other uses.
+type minter struct {
+	t         *testing.T
+	op        *testop.Server
+	kid       string
+	opKey     crypto.Signer
+	honestKey crypto.Signer // the private key of the browser login
+	honestPKT []byte        // its compact PK token
+}
+
+func newMinter(t *testing.T, op *testop.Server, keyPath string) *minter {
+	t.Helper()
+	pemData, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ssh.ParseRawPrivateKey(pemData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := sshcert.ReadCertFile(sshcert.CertPath(keyPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt, err := sshcert.PKToken(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _, opKey := op.SigningKey()
+	return &minter{t: t, op: op, kid: kid, opKey: opKey, honestKey: key.(crypto.Signer), honestPKT: pkt}
+}
+
+// idSigner signs an ID token payload and returns the compact JWS.
+type idSigner func(payload []byte) ([]byte, error)
+
+func signer(alg string, key any, kid string) idSigner {
+	return func(payload []byte) ([]byte, error) {
+		a, ok := jwa.LookupSignatureAlgorithm(alg)
+		if !ok {
+			panic("unknown algorithm " + alg)
+		}
+		return jws.Sign(payload, jws.WithKey(a, key, jws.WithProtectedHeaders(jwtHeaders(kid))))
+	}
+}
+
+func (m *minter) opSigner(alg, kid string) idSigner { return signer(alg, m.opKey, kid) }
+
+func unsigned(kid string) idSigner {
+	return func(payload []byte) ([]byte, error) {
+		return jws.Sign(payload, jws.WithInsecureNoSignature(jws.WithProtectedHeaders(jwtHeaders(kid))))
+	}
+}
+
+// swapPayload signs honest claims with sign, then puts the attacker's payload in their place.
+func swapPayload(sign idSigner, honest map[string]any) idSigner {
+	return func(payload []byte) ([]byte, error) {
+		real, err := json.Marshal(honest)
+		if err != nil {
+			return nil, err
+		}
+		tok, err := sign(real)
+		if err != nil {
+			return nil, err
+		}
+		parts := strings.Split(string(tok), ".")
+		parts[1] = base64.RawURLEncoding.EncodeToString(payload)
+		return []byte(strings.Join(parts, ".")), nil
+	}
+}
+
+func jwtHeaders(kid string) jws.Headers {
+	h := jws.NewHeaders()
+	h.Set(jws.TypeKey, "JWT")
+	if kid != "" {
+		h.Set(jws.KeyIDKey, kid)
+	}
+	return h
+}
+
+// forge is a token the OP signed for claims it never vouched for.
+func (m *minter) forge(claims map[string]any) cred {
+	return m.mint(claims, func(payload []byte) ([]byte, error) {
+		var c map[string]any
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return nil, err
+		}
+		tok, err := m.op.SignIDToken(c)
+		return []byte(tok), err
+	})
+}
+
+func (m *minter) mint(claims map[string]any, sign idSigner) cred {
+	return m.mintWith(claims, sign, nil)
+}
+
+// mintWith builds a PK token whose ID token sign makes from claims (with a nonce committing to a
+// fresh client key unless claims has one), signed by the client key or by cicSigner if set, in a
+// certificate of the client key with unlimited validity, as other OpenPubkey clients make them.
+func (m *minter) mintWith(claims map[string]any, sign idSigner, cicSigner crypto.Signer) cred {
+	m.t.Helper()
+	key, alg := logintest.NewKey("ecdsa")
+	cic, nonce, err := provider.NewClientInstance(key, alg)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	c := map[string]any{"nonce": nonce}
+	for k, v := range claims {
+		c[k] = v
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	idt, err := sign(payload)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if cicSigner == nil {
+		cicSigner = key
+	}
+	cicToken, err := cic.Sign(cicSigner, alg, idt)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	pkt, err := pktoken.New(idt, cicToken)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	compact, err := pkt.Compact()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return m.wrap(key, compact)
+}
+
+func (m *minter) wrap(key crypto.Signer, compact []byte) cred {
+	m.t.Helper()
+	c, err := logintest.Wrap(key, compact, time.Time{}, time.Time{})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return cred{c.CertB64, c.Type}
+}
+
+// otherNonce is a correct commitment, but to a key the certificate does not carry.
+func (m *minter) otherNonce() string {
+	key, alg := logintest.NewKey("ecdsa")
+	_, nonce, err := provider.NewClientInstance(key, alg)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return nonce
+}
+
+func (m *minter) opPublicKeyBytes() (pemBytes, jwkJSON []byte) {
+	der, err := x509.MarshalPKIXPublicKey(m.opKey.Public())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	k, err := jwk.Import(m.opKey.Public())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	k.Set(jwk.KeyIDKey, m.kid)
+	jwkJSON, err = json.Marshal(k)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), jwkJSON
+}
+
+// honestEdited wraps the honest PK token, its ':'-separated segments edited, in a certificate
+// of the honest key.
+func (m *minter) honestEdited(edit func(segs []string) []string) cred {
+	return m.wrap(m.honestKey, []byte(strings.Join(edit(strings.Split(string(m.honestPKT), ":")), ":")))
+}
+
+// tamperHonest replaces old by new in the honest PK token's payload, leaving both signatures.
+func (m *minter) tamperHonest(old, new string) cred {
+	return m.honestEdited(func(segs []string) []string {
+		payload, err := base64.RawURLEncoding.DecodeString(segs[0])
+		if err != nil || !bytes.Contains(payload, []byte(old)) {
+			m.t.Fatalf("honest payload lacks %q (%v)", old, err)
+		}
+		segs[0] = base64.RawURLEncoding.EncodeToString(bytes.Replace(payload, []byte(old), []byte(new), 1))
+		return segs
+	})
+}
+
+// cosigned adds a cosigner signature (typ COS) over the honest payload.
+func (m *minter) cosigned() cred {
+	m.t.Helper()
+	pkt, err := pktoken.NewFromCompact(m.honestPKT)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	cosKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cos, err := pkt.SignToken(cosKey, "ES256", map[string]any{"typ": "COS", "iss": "https://cosigner.example.com"})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if err := pkt.AddSignature(cos, pktoken.COS); err != nil {
+		m.t.Fatal(err)
+	}
+	compact, err := pkt.Compact()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return m.wrap(m.honestKey, compact)
+}
+
+// selfCert is a user certificate for the honest key with the given extensions, signed by by.
+func (m *minter) selfCert(ext map[string]string, by crypto.Signer) cred {
+	m.t.Helper()
+	pub, err := ssh.NewPublicKey(m.honestKey.Public())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromSigner(by)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	c := &ssh.Certificate{Key: pub, CertType: ssh.UserCert, ValidPrincipals: []string{sshcert.WildcardPrincipal},
+		ValidBefore: ssh.CertTimeInfinity, Permissions: ssh.Permissions{Extensions: ext}}
+	if err := c.SignCert(rand.Reader, s); err != nil {
+		m.t.Fatal(err)
+	}
+	return cred{base64.StdEncoding.EncodeToString(c.Marshal()), c.Type()}
+}
+
+func (m *minter) crossSigned(by crypto.Signer) cred {
+	return m.selfCert(map[string]string{sshcert.ExtensionPKToken: string(m.honestPKT)}, by)
+}
+
+// withExtension puts raw in the openpubkey-pkt extension, or leaves the extension out if nil.
+func (m *minter) withExtension(raw []byte) cred {
+	ext := map[string]string{"permit-pty": ""}
+	if raw != nil {
+		ext[sshcert.ExtensionPKToken] = string(raw)
+	}
+	return m.selfCert(ext, m.honestKey)
+}
+
+func (m *minter) plainKey() cred {
+	pub, err := ssh.NewPublicKey(m.honestKey.Public())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return cred{base64.StdEncoding.EncodeToString(pub.Marshal()), pub.Type()}
+}
