@@ -214,9 +214,16 @@ func printListing(w io.Writer, l policy.Listing, principal string) error {
 			for _, id := range r.Identities {
 				ids = append(ids, id.Text)
 			}
-			require := "-"
+			var conds []string
 			if len(r.RequireAMR) > 0 {
-				require = "amr " + strings.Join(r.RequireAMR, ",")
+				conds = append(conds, "amr "+strings.Join(r.RequireAMR, ","))
+			}
+			if len(r.RequireFrom) > 0 {
+				conds = append(conds, "from "+strings.Join(r.RequireFrom, ","))
+			}
+			require := "-"
+			if len(conds) > 0 {
+				require = strings.Join(conds, "; ")
 			}
 			fmt.Fprintf(tw, "%s:%d\t%s\t%s\t%s\t%s\n", r.File, r.Line, strings.Join(r.Principals, ","), r.Provider, strings.Join(ids, ", "), require)
 		}

@@ -20,7 +20,7 @@
 //	      - sub: "248289761001"
 //	      - group: ssh-admins
 //	      - claim: {name: realm_access.roles, value: admin}
-//	    require: {amr: [mfa]}                # optional; all must be in the token's amr
+//	    require: {amr: [mfa], from: [10.0.0.0/8]}  # optional; all must hold
 //	deny:                                    # identities; provider: NAME limits one to a provider
 //	  - email: mallory@example.com
 //
@@ -51,7 +51,9 @@
 // starting with a letter, digit or '_'. A matching deny entry wins over every
 // rule. Then the rules for the token's provider that list the principal
 // (exactly, case-sensitively) are tried in order; the first with a matching
-// identity and all required amr values allows.
+// identity, all required amr values and, with require.from, a client address
+// in one of the listed networks (EvaluateFrom; an unknown address never
+// matches) allows.
 //
 //   - email: the token's email string, equal ignoring ASCII case only (a
 //     non-ASCII lookalike never folds into an ASCII letter).

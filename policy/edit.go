@@ -61,7 +61,7 @@ func Add(path, principal string, id Identity, providerName string) (AddResult, e
 	}
 	target := -1
 	for i, r := range pol.Rules {
-		if r.Provider != providerName || !slices.Contains(r.Principals, principal) || len(r.RequireAMR) > 0 {
+		if r.Provider != providerName || !slices.Contains(r.Principals, principal) || len(r.RequireAMR) > 0 || len(r.RequireFrom) > 0 {
 			continue
 		}
 		if slices.ContainsFunc(r.Identities, id.sameAs) {

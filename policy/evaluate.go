@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -23,6 +24,7 @@ const (
 	ReasonNoMatchingIdentity = "no_matching_identity"
 	ReasonEmailNotVerified   = "email_not_verified"
 	ReasonRequireAMR         = "require_amr_failed"
+	ReasonRequireFrom        = "require_from_failed"
 )
 
 // Decision is the outcome of Evaluate.
@@ -36,8 +38,15 @@ type Decision struct {
 }
 
 // Evaluate decides whether the holder of a verified token from provider
-// providerName, with claims c, may log in as principal.
+// providerName, with claims c, may log in as principal. Rules that require a
+// client address (require.from) do not match: use EvaluateFrom.
 func (p *Policy) Evaluate(principal, providerName string, c Claims) Decision {
+	return p.EvaluateFrom(principal, providerName, c, netip.Addr{})
+}
+
+// EvaluateFrom is Evaluate for a client connecting from the address from
+// (the zero Addr when sshd did not say).
+func (p *Policy) EvaluateFrom(principal, providerName string, c Claims, from netip.Addr) Decision {
 	if !ValidPrincipal(principal) {
 		return deny(ReasonInvalidPrincipal, fmt.Sprintf("principal %q is not a valid user name", principal))
 	}
@@ -53,7 +62,7 @@ func (p *Policy) Evaluate(principal, providerName string, c Claims) Decision {
 	if !ok {
 		return deny(ReasonUnknownProvider, fmt.Sprintf("provider %q is not defined", providerName))
 	}
-	m := matcher{prov: prov, claims: c, forDeny: true}
+	m := matcher{prov: prov, claims: c, forDeny: true, from: from.Unmap()}
 	for _, id := range p.Deny {
 		if id.Provider != "" && id.Provider != providerName {
 			continue
@@ -104,6 +113,8 @@ func rank(reason string) int {
 		return 2
 	case ReasonRequireAMR:
 		return 3
+	case ReasonRequireFrom:
+		return 4
 	}
 	return 0
 }
@@ -116,6 +127,7 @@ type matcher struct {
 	// the token says about verification, because matching more is the safe
 	// side for a deny list.
 	forDeny bool
+	from    netip.Addr // the client's address; invalid when unknown
 }
 
 // rule returns ReasonAllowed or why r does not allow, with explanations.
@@ -140,6 +152,9 @@ func (m matcher) rule(r *Rule) (string, []string) {
 	}
 	if missing := m.missingAMR(r.RequireAMR); missing != "" {
 		return ReasonRequireAMR, []string{fmt.Sprintf("rule at %s: %s matched but require.amr failed: %s", r.Pos, matched, missing)}
+	}
+	if why := m.outsideFrom(r.RequireFrom); why != "" {
+		return ReasonRequireFrom, []string{fmt.Sprintf("rule at %s: %s matched but require.from failed: %s", r.Pos, matched, why)}
 	}
 	return ReasonAllowed, []string{fmt.Sprintf("allowed by rule at %s: %s (%s)", r.Pos, matched, matched.Pos)}
 }
@@ -289,4 +304,21 @@ func quote(s string) string {
 		return fmt.Sprintf("%q...", s[:limit])
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// outsideFrom says why the client address is not in any of the networks, or "" if it is (or
+// the rule has none). An unknown address never satisfies a from condition.
+func (m matcher) outsideFrom(networks []netip.Prefix) string {
+	if len(networks) == 0 {
+		return ""
+	}
+	if !m.from.IsValid() {
+		return "the client address is unknown; sshd passes it with: AuthorizedKeysCommand ... verify %u %k %t --client-addr %C (where sshd_config(5) lists %C for AuthorizedKeysCommand; OpenSSH 9.2 does not)"
+	}
+	for _, n := range networks {
+		if n.Contains(m.from) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("client address %s is not in %v", m.from, networks)
 }

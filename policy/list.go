@@ -2,6 +2,7 @@ package policy
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -31,13 +32,14 @@ type ListedProvider struct {
 
 // ListedRule is one rule.
 type ListedRule struct {
-	Principals []string         `json:"principals"`
-	Provider   string           `json:"provider"`
-	Identities []ListedIdentity `json:"identities"`
-	RequireAMR []string         `json:"require_amr,omitempty"`
-	Comment    string           `json:"comment,omitempty"`
-	File       string           `json:"file"`
-	Line       int              `json:"line"`
+	Principals  []string         `json:"principals"`
+	Provider    string           `json:"provider"`
+	Identities  []ListedIdentity `json:"identities"`
+	RequireAMR  []string         `json:"require_amr,omitempty"`
+	RequireFrom []string         `json:"require_from,omitempty"`
+	Comment     string           `json:"comment,omitempty"`
+	File        string           `json:"file"`
+	Line        int              `json:"line"`
 }
 
 // ListedIdentity is an identity of a rule or a deny entry.
@@ -72,7 +74,7 @@ func (p *Policy) List(principal string) Listing {
 		if principal != "" && !slices.Contains(r.Principals, principal) {
 			continue
 		}
-		lr := ListedRule{Principals: r.Principals, Provider: r.Provider, RequireAMR: r.RequireAMR, Comment: r.Comment, File: r.Pos.File, Line: r.Pos.Line}
+		lr := ListedRule{Principals: r.Principals, Provider: r.Provider, RequireAMR: r.RequireAMR, RequireFrom: prefixStrings(r.RequireFrom), Comment: r.Comment, File: r.Pos.File, Line: r.Pos.Line}
 		for _, id := range r.Identities {
 			lr.Identities = append(lr.Identities, listIdentity(id))
 		}
@@ -114,4 +116,12 @@ func shortExpiration(e Expiration) string {
 
 func listIdentity(id Identity) ListedIdentity {
 	return ListedIdentity{Text: id.String(), Kind: id.Kind, Value: id.Value, ClaimName: id.ClaimName, Provider: id.Provider, File: id.Pos.File, Line: id.Pos.Line}
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
 }

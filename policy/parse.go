@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -287,7 +288,7 @@ func (p *parser) rule(n *yaml.Node, field string) (Rule, bool) {
 		}
 	}
 	if e, ok := m["require"]; ok {
-		r.RequireAMR = p.require(e.val, field+".require")
+		r.RequireAMR, r.RequireFrom = p.require(e.val, field+".require")
 	}
 	if e, ok := m["comment"]; ok {
 		if e.val.Kind != yaml.ScalarNode || e.val.ShortTag() == "!!null" {
@@ -298,18 +299,50 @@ func (p *parser) rule(n *yaml.Node, field string) (Rule, bool) {
 	return r, len(p.errs.errs)+p.errs.dropped == before
 }
 
-func (p *parser) require(n *yaml.Node, field string) []string {
-	m, ok := p.fields(p.errs, n, field, "amr")
+func (p *parser) require(n *yaml.Node, field string) ([]string, []netip.Prefix) {
+	m, ok := p.fields(p.errs, n, field, "amr", "from")
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	e, ok := m["amr"]
-	if !ok {
-		p.errs.add(p.pos(n), field, "has no conditions; add amr: [mfa] or remove require")
-		return nil
+	var amr []string
+	var from []netip.Prefix
+	if e, ok := m["amr"]; ok {
+		amr, _ = p.strList(p.errs, e.val, field+".amr")
 	}
-	list, _ := p.strList(p.errs, e.val, field+".amr")
-	return list
+	if e, ok := m["from"]; ok {
+		list, _ := p.strList(p.errs, e.val, field+".from")
+		for i, s := range list {
+			pfx, err := parseNetwork(s)
+			if err != nil {
+				p.errs.add(p.pos(e.val.Content[i]), fmt.Sprintf("%s.from[%d]", field, i), "%q is not an address or network; write e.g. 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32", s)
+				continue
+			}
+			from = append(from, pfx)
+		}
+	}
+	if _, a := m["amr"]; !a {
+		if _, f := m["from"]; !f {
+			p.errs.add(p.pos(n), field, "has no conditions; add amr: [mfa] or from: [10.0.0.0/8], or remove require")
+		}
+	}
+	return amr, from
+}
+
+// parseNetwork accepts a CIDR network or a single address.
+func parseNetwork(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return pfx.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // identity parses an identity entry; deny entries may also carry provider.

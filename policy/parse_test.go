@@ -181,7 +181,7 @@ func TestParseErrors(t *testing.T) {
 		{"claim amr", head + okRule + "      - claim: {name: amr, value: mfa}\n", "11: rules[0].identities[1].claim: claim \"amr\" does not identify a person and would match (nearly) every token; to require an authentication method use require: {amr: [...]}"},
 		{"claim extra key", head + okRule + "      - claim: {name: a, value: b, regex: c}\n", "11: rules[0].identities[1].claim: unknown key \"regex\" (known: name, value)"},
 		{"require empty", head + okRule + "    require: {}\n", "11: rules[0].require: has no conditions"},
-		{"require unknown", head + okRule + "    require: {acr: x}\n", "11: rules[0].require: unknown key \"acr\" (known: amr)"},
+		{"require unknown", head + okRule + "    require: {acr: x}\n", "11: rules[0].require: unknown key \"acr\" (known: amr, from)"},
 		{"amr empty", head + okRule + "    require: {amr: []}\n", "11: rules[0].require.amr: is an empty list"},
 		{"amr string", head + okRule + "    require: {amr: mfa}\n", "11: rules[0].require.amr: expected a list, found a string; write [mfa]"},
 		{"comment list", head + okRule + "    comment: [a]\n", "11: rules[0].comment: expected text"},

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -59,14 +60,17 @@ func (e Expiration) String() string {
 }
 
 // Rule lets any of Identities log in as any of Principals, when the token
-// comes from Provider and satisfies RequireAMR.
+// comes from Provider and satisfies RequireAMR and RequireFrom.
 type Rule struct {
 	Principals []string
 	Provider   string
 	Identities []Identity
 	RequireAMR []string // every value must be in the token's amr claim
-	Comment    string
-	Pos        Position
+	// RequireFrom, when set, limits the rule to clients whose address is in one of these networks
+	// (sshd passes the address to verify with %C).
+	RequireFrom []netip.Prefix
+	Comment     string
+	Pos         Position
 }
 
 // Identity kinds, the keys of an identity entry.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -34,7 +35,8 @@ type Options struct {
 	Log        *slog.Logger     // the decision log; discarded if nil
 }
 
-// Request is what sshd passes: %u, %t, %k, and optionally the client address.
+// Request is what sshd passes: %u, %t, %k, and optionally %C (client and server address and port),
+// whose first field is the client address that require.from conditions test.
 type Request struct {
 	Principal  string
 	KeyType    string
@@ -147,7 +149,7 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 		return fail(code, err)
 	}
 
-	d := pol.Evaluate(req.Principal, prov.Name, claims)
+	d := pol.EvaluateFrom(req.Principal, prov.Name, claims, clientIP(req.ClientAddr))
 	res.Explain = d.Explain
 	if !d.Allowed {
 		return fail(d.Reason, fmt.Errorf("policy denies %s as %s", identityOf(res), req.Principal))
@@ -343,4 +345,18 @@ func logDecision(l *slog.Logger, req Request, res Result) {
 		attrs = append(attrs, "explain", res.Explain)
 	}
 	l.Info("opkssh verify", attrs...)
+}
+
+// clientIP reads the client address from sshd's %C ("client-addr client-port server-addr
+// server-port") or a bare address; the zero Addr when there is none.
+func clientIP(c string) netip.Addr {
+	f := strings.Fields(c)
+	if len(f) == 0 {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(f[0])
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
 }

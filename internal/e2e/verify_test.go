@@ -29,6 +29,15 @@ func TestLoginThenVerify(t *testing.T) {
 			if allowed.code != 0 || !line.MatchString(allowed.stdout) {
 				t.Fatalf("allowed principal: exit %d, stdout %q, stderr %s", allowed.code, allowed.stdout, allowed.stderr)
 			}
+			// require.from with the client address as sshd's %C passes it (newer OpenSSH).
+			fromPol := filepath.Join(dir, "from.yaml")
+			writeFile(t, fromPol, policy(op.Issuer(), "rules:\n  - principals: [alice]\n    provider: test\n    identities:\n      - email: alice@example.com\n    require:\n      from: [192.0.2.0/24]\n"))
+			in := opkssh(t, nil, "verify", "alice", b64, typ, "--policy", fromPol, "--client-addr", "192.0.2.9 50022 192.0.2.1 22")
+			out := opkssh(t, nil, "verify", "alice", b64, typ, "--policy", fromPol, "--client-addr", "198.51.100.9 50022 192.0.2.1 22")
+			unknown := opkssh(t, nil, "verify", "alice", b64, typ, "--policy", fromPol)
+			if in.code != 0 || out.code != 1 || unknown.code != 1 || !strings.Contains(out.stderr, `"reason":"require_from_failed"`) {
+				t.Fatalf("require.from: inside %d, outside %d (%s), unknown %d", in.code, out.code, out.stderr, unknown.code)
+			}
 			denied := opkssh(t, nil, "verify", "root", b64, typ, "--policy", pol)
 			if denied.code != 1 || denied.stdout != "" || !strings.Contains(denied.stderr, `"reason":"no_rule_for_principal"`) {
 				t.Fatalf("denied principal: exit %d, stdout %q, stderr %s", denied.code, denied.stdout, denied.stderr)
