@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opkssh-team/opkssh/internal/certstatus"
+	"github.com/opkssh-team/opkssh/internal/sshagent"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/provider"
 )
@@ -32,6 +33,7 @@ type loginFlags struct {
 	noBrowser                              bool
 	redirectURIs                           []string
 	ifNeeded, quiet, device                bool
+	agent, agentOnly                       bool
 	minRemaining                           time.Duration
 }
 
@@ -57,6 +59,13 @@ by default ~/.config/opkssh/config.yaml; see "opkssh provider"); without it, OPK
 the file's default is used, unless --issuer or OPKSSH_ISSUER names an OP directly. The variables
 OPKSSH_ISSUER, OPKSSH_CLIENT_ID and OPKSSH_CLIENT_SECRET override the file; flags override both.
 
+ssh-agent: --agent also adds the key and certificate to the agent at $SSH_AUTH_SOCK, with a
+lifetime equal to the certificate's remaining validity, and removes earlier opkssh identities from
+it (ssh would offer them too, and each expired one uses up one of the server's MaxAuthTries).
+--agent-only puts them only in the agent and writes no file at all, neither key nor certificate:
+the key is gone when the agent stops, and --if-needed then checks the agent instead of the files.
+Files an earlier login wrote are left as they are ("opkssh logout" removes them).
+
 The OP must allow the redirect URI http://localhost:3000/login-callback (or :10001 or :11110; the
 first free port is used). Issuers must be https, except http on loopback for test OPs.`,
 		Example: `  opkssh provider add corp --preset generic --issuer https://sso.example.com/realms/main --client-id opkssh
@@ -65,7 +74,9 @@ first free port is used). Issuers must be https, except http on loopback for tes
   opkssh login --issuer https://accounts.google.com --client-id 1234.apps.googleusercontent.com --client-secret S
   opkssh login --issuer https://sso.example.com/realms/main --client-id opkssh --key-type ed25519
   opkssh login --issuer http://127.0.0.1:8888 --client-id opkssh --no-browser --key-file ./demo_key
-  opkssh login corp --device   # on a machine without a browser: enter the code shown on another device`,
+  opkssh login corp --device   # on a machine without a browser: enter the code shown on another device
+  opkssh login corp --agent    # also load the key and certificate into the running ssh-agent
+  opkssh login corp --agent-only   # only into the agent: no key on disk`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runLogin(cmd, f, args) },
 	}
@@ -84,6 +95,8 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.BoolVar(&f.ifNeeded, "if-needed", false, "do nothing if the certificate remains valid for longer than --min-remaining (see \"opkssh status\")")
 	fl.DurationVar(&f.minRemaining, "min-remaining", 5*time.Minute, "with --if-needed: how long the certificate must remain valid")
 	fl.BoolVar(&f.quiet, "quiet", false, "print nothing unless a login is needed (for ssh's Match exec)")
+	fl.BoolVar(&f.agent, "agent", false, "also add the key and certificate to the ssh-agent at $SSH_AUTH_SOCK, replacing earlier opkssh identities")
+	fl.BoolVar(&f.agentOnly, "agent-only", false, "add the key and certificate to the ssh-agent and write no file")
 	return cmd
 }
 
@@ -92,23 +105,31 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	keyPath, err := loginKeyPath(f)
-	if err != nil {
+	var keyPath string // stays empty with --agent-only: nothing is written
+	if f.agentOnly {
+		if f.keyFile != "" {
+			return errors.New("--key-file and --agent-only do not go together: --agent-only writes no file")
+		}
+		f.agent = true
+	} else if keyPath, err = loginKeyPath(f); err != nil {
 		return err
 	}
 	out := cmd.OutOrStdout()
 	if f.quiet {
 		out = io.Discard
 	}
-	if f.ifNeeded {
-		st, err := certstatus.OfFile(sshcert.CertPath(keyPath), time.Now(), f.minRemaining)
+	sock := os.Getenv(sshagent.EnvSocket)
+	if f.agent {
+		// Before the browser: a login whose key cannot be stored is wasted.
+		conn, err := dialAgent(sock)
 		if err != nil {
 			return err
 		}
-		// A certificate from another OP than the one asked for does not count.
-		if st.State == certstatus.Valid && (cfg.Issuer == "" || cfg.Issuer == st.Issuer) {
-			fmt.Fprintf(out, "Still logged in as %s (issuer %s) for %s; nothing to do.\n", st.Identity, st.Issuer, st.Remaining.Round(time.Minute))
-			return nil
+		conn.Close()
+	}
+	if f.ifNeeded {
+		if done, err := stillLoggedIn(out, f, cfg.Issuer, keyPath, sock); done || err != nil {
+			return err
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -122,10 +143,12 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		return err
 	}
 	// Refuse before the user spends time in the browser.
-	if owned, err := sshcert.OwnedByOpkssh(keyPath); err != nil {
-		return err
-	} else if !owned {
-		return fmt.Errorf("%s already holds a private key that opkssh did not create; it is left untouched. Use --key-file to choose another path, e.g. --key-file %s", keyPath, filepath.Join(filepath.Dir(keyPath), "id_opkssh"))
+	if keyPath != "" {
+		if owned, err := sshcert.OwnedByOpkssh(keyPath); err != nil {
+			return err
+		} else if !owned {
+			return fmt.Errorf("%s already holds a private key that opkssh did not create; it is left untouched. Use --key-file to choose another path, e.g. --key-file %s", keyPath, filepath.Join(filepath.Dir(keyPath), "id_opkssh"))
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -162,16 +185,58 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := sshcert.WriteKeyPair(keyPath, signer, cert, "opkssh:"+who); err != nil {
-		if errors.Is(err, sshcert.ErrForeignKey) {
-			return fmt.Errorf("%v; use --key-file to choose another path", err)
+	comment := sshagent.CommentPrefix + who
+	if keyPath != "" {
+		if err := sshcert.WriteKeyPair(keyPath, signer, cert, comment); err != nil {
+			if errors.Is(err, sshcert.ErrForeignKey) {
+				return fmt.Errorf("%v; use --key-file to choose another path", err)
+			}
+			return fmt.Errorf("writing the key and certificate: %w", err)
 		}
-		return fmt.Errorf("writing the key and certificate: %w", err)
 	}
 	fmt.Fprintf(out, "Logged in as %s (issuer %s).\n", who, c.Issuer)
 	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), time.Until(validBefore).Round(time.Minute))
-	fmt.Fprintf(out, "Wrote %s and %s\n", keyPath, sshcert.CertPath(keyPath))
+	if keyPath != "" {
+		fmt.Fprintf(out, "Wrote %s and %s\n", keyPath, sshcert.CertPath(keyPath))
+	}
+	if f.agent {
+		if err := addToAgent(out, sock, signer, cert, comment, time.Until(validBefore)); err != nil {
+			if keyPath != "" {
+				return fmt.Errorf("%w (the key and certificate files were written)", err)
+			}
+			return err
+		}
+	}
+	if f.agentOnly {
+		fmt.Fprintln(out, "Wrote no file (--agent-only): the key exists only in the ssh-agent.")
+	}
 	return nil
+}
+
+// stillLoggedIn is --if-needed: it reports whether the certificate (in the agent with
+// --agent-only, else in the file) remains valid for longer than --min-remaining and comes from
+// the OP asked for, if one was. With --agent, a valid certificate file missing from the agent
+// (say, after the agent restarted) is loaded into it without a new login.
+func stillLoggedIn(out io.Writer, f loginFlags, issuer, keyPath, sock string) (bool, error) {
+	var st certstatus.Status
+	var err error
+	if f.agentOnly {
+		st, err = agentStatus(sock, time.Now(), f.minRemaining)
+	} else {
+		st, err = certstatus.OfFile(sshcert.CertPath(keyPath), time.Now(), f.minRemaining)
+	}
+	if err != nil {
+		return false, err
+	}
+	// A certificate from another OP than the one asked for does not count.
+	if st.State != certstatus.Valid || issuer != "" && issuer != st.Issuer {
+		return false, nil
+	}
+	fmt.Fprintf(out, "Still logged in as %s (issuer %s) for %s; nothing to do.\n", st.Identity, st.Issuer, st.Remaining.Round(time.Minute))
+	if f.agent && !f.agentOnly {
+		return true, loadIntoAgent(out, sock, keyPath)
+	}
+	return true, nil
 }
 
 // loginConfig picks the OP to log in with: the provider named by the argument, OPKSSH_PROVIDER or

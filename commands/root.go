@@ -47,6 +47,7 @@ On the server (root):
 	root.AddCommand(newServerCmd(), newDoctorCmd())
 	root.AddCommand(newProviderCmd(), newStatusCmd())
 	root.AddCommand(newPolicyCmd(), newRemoveCmd())
+	root.AddCommand(newLogoutCmd(), newSSHConfigCmd())
 	return root
 }
 

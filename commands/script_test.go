@@ -38,6 +38,8 @@ package commands_test
 //	exits N PROG ARGS...   run PROG like exec and check that it exits with status N
 //	device approve|deny USER  approve (as USER) or deny the test OP's one pending device
 //	                       login, waiting up to 10s for one to appear ("opkssh login --device &")
+//	sshagent               start a real ssh-agent on $WORK/agent.sock and set SSH_AUTH_SOCK; it is
+//	                       stopped (by its PID) when the script ends
 //
 // and the condition [root]: policy files must be owned by root, so scripts that
 // verify need to run as root (as they do in CI).
@@ -61,6 +63,7 @@ import (
 
 	"github.com/opkssh-team/opkssh/commands"
 	"github.com/opkssh-team/opkssh/internal/logintest"
+	"github.com/opkssh-team/opkssh/internal/sshagent/agenttest"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/internal/testop"
 )
@@ -137,6 +140,7 @@ func TestScripts(t *testing.T) {
 			"browse":      cmdBrowse,
 			"exits":       cmdExits,
 			"device":      cmdDevice,
+			"sshagent":    cmdSSHAgent,
 		},
 	})
 }
@@ -306,4 +310,15 @@ func cmdDevice(ts *testscript.TestScript, neg bool, args []string) {
 		return
 	}
 	ts.Check(op.ApproveDevice(codes[0], args[1]))
+}
+
+// cmdSSHAgent starts ssh-agent for the rest of the script and points SSH_AUTH_SOCK at it.
+func cmdSSHAgent(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: sshagent")
+	}
+	sock, stop, err := agenttest.Start(ts.Getenv("WORK"))
+	ts.Check(err)
+	ts.Defer(stop)
+	ts.Setenv("SSH_AUTH_SOCK", sock)
 }

@@ -1,0 +1,170 @@
+package commands
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opkssh-team/opkssh/internal/certstatus"
+	"github.com/opkssh-team/opkssh/internal/sshagent"
+	"github.com/opkssh-team/opkssh/internal/sshcert"
+)
+
+func newLogoutCmd() *cobra.Command {
+	var keyFile string
+	cmd := &cobra.Command{
+		Use:   "logout",
+		Short: "Remove the keys and certificates opkssh wrote, and its identities in the ssh-agent",
+		Long: `Remove the keys and certificates that "opkssh login" wrote, and opkssh's identities in the
+ssh-agent, so that this machine holds no opkssh credential any more.
+
+Files: ~/.ssh/id_ecdsa and ~/.ssh/id_ed25519 with their -cert.pub files, or only --key-file PATH and
+PATH-cert.pub. A key is removed only if the certificate beside it carries an OpenPubkey PK token,
+as login requires before it overwrites a key; any other key or certificate is left
+alone, and said so. The key goes first, so an interrupted logout never leaves an opkssh key
+without the certificate that marks it as opkssh's.
+
+ssh-agent: when SSH_AUTH_SOCK is set, every identity whose comment starts with "opkssh:" is removed
+(whatever --key-file says); other identities stay. If the agent cannot be reached, the files are
+still removed and logout exits 1; unset SSH_AUTH_SOCK to leave the agent out.
+
+The OP's session in your browser is not ended: that is the OP's business, on its own web page.`,
+		Example: `  opkssh logout
+  opkssh logout --key-file ~/.ssh/id_opkssh
+  SSH_AUTH_SOCK= opkssh logout     # files only`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keys, err := logoutKeyPaths(keyFile)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			removedFiles := false
+			for _, k := range keys {
+				removed, err := removeKeyPair(out, k)
+				if err != nil {
+					return err
+				}
+				removedFiles = removedFiles || removed
+			}
+			removedIDs, agentErr := removeFromAgent(out, os.Getenv(sshagent.EnvSocket))
+			if !removedFiles && removedIDs == 0 && agentErr == nil {
+				fmt.Fprintf(out, "Nothing to remove: no opkssh key or certificate at %s", joinPaths(keys))
+				if os.Getenv(sshagent.EnvSocket) != "" {
+					fmt.Fprint(out, ", and no opkssh identity in the ssh-agent")
+				}
+				fmt.Fprintln(out, ".")
+			}
+			return agentErr
+		},
+	}
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "remove only this private key and PATH-cert.pub (default: ~/.ssh/id_ecdsa and ~/.ssh/id_ed25519)")
+	return cmd
+}
+
+// logoutKeyPaths lists the private keys logout looks at: keyFile, or the ones login writes by default.
+func logoutKeyPaths(keyFile string) ([]string, error) {
+	if keyFile != "" {
+		return []string{keyFile}, nil
+	}
+	var keys []string
+	for _, keyType := range []string{"ecdsa", "ed25519"} {
+		k, err := loginKeyPath(loginFlags{keyType: keyType})
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// removeKeyPair removes keyPath and its certificate if opkssh made them, and reports whether it
+// removed anything. Files opkssh did not make are left and mentioned.
+func removeKeyPair(out io.Writer, keyPath string) (bool, error) {
+	certPath := sshcert.CertPath(keyPath)
+	keyExists, err := exists(keyPath)
+	if err != nil {
+		return false, err
+	}
+	certExists, err := exists(certPath)
+	if err != nil {
+		return false, err
+	}
+	if !keyExists && !certExists {
+		return false, nil
+	}
+	cert, _ := sshcert.ReadCertFile(certPath)
+	ours := false
+	if cert != nil {
+		_, ours = cert.Permissions.Extensions[sshcert.ExtensionPKToken]
+	}
+	if keyExists {
+		// The test login applies before it overwrites a key.
+		if ours, err = sshcert.OwnedByOpkssh(keyPath); err != nil {
+			return false, err
+		}
+	}
+	if !ours {
+		left := keyPath
+		if !keyExists {
+			left = certPath
+		}
+		fmt.Fprintf(out, "Left %s alone: opkssh did not create it.\n", left)
+		return false, nil
+	}
+	who := certstatus.Of(cert, time.Now(), 0).Identity
+	// The key first: a certificate without its key is still recognised as opkssh's, a key without
+	// its certificate is not.
+	if keyExists {
+		if err := os.Remove(keyPath); err != nil {
+			return false, err
+		}
+	}
+	if err := os.Remove(certPath); err != nil {
+		return true, err
+	}
+	if keyExists {
+		fmt.Fprintf(out, "Removed %s and %s (%s).\n", keyPath, certPath, who)
+	} else {
+		fmt.Fprintf(out, "Removed %s (%s; its key was already gone).\n", certPath, who)
+	}
+	return true, nil
+}
+
+// removeFromAgent removes opkssh's identities from the agent at sock, if one is set.
+func removeFromAgent(out io.Writer, sock string) (int, error) {
+	if sock == "" {
+		return 0, nil
+	}
+	conn, err := sshagent.Dial(sock)
+	if err != nil {
+		return 0, fmt.Errorf("%v; opkssh's identities in it, if any, were not removed (they expire with their certificates). Unset SSH_AUTH_SOCK to leave the agent out", err)
+	}
+	defer conn.Close()
+	removed, err := sshagent.Remove(conn, nil)
+	printRemovedFromAgent(out, removed)
+	return len(removed), err
+}
+
+func exists(path string) (bool, error) {
+	_, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func joinPaths(paths []string) string {
+	switch len(paths) {
+	case 1:
+		return paths[0]
+	case 2:
+		return paths[0] + " and " + paths[1]
+	}
+	return fmt.Sprint(paths)
+}

@@ -1,0 +1,173 @@
+package commands
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opkssh-team/opkssh/internal/sshconfig"
+)
+
+func newSSHConfigCmd() *cobra.Command {
+	var (
+		o                  sshconfig.Options
+		install, uninstall bool
+	)
+	cmd := &cobra.Command{
+		Use:   "ssh-config",
+		Short: "Print, or add to ~/.ssh/config, a block that makes ssh refresh the certificate before connecting",
+		Long: `Print a block for ~/.ssh/config, or add it with --install, that makes ssh run
+"opkssh login --if-needed --quiet" before it connects, so that plain "ssh host" renews an
+expired or expiring certificate (the browser, or the device code with --device in the
+configuration, appears only then):
+
+  # BEGIN opkssh (managed by "opkssh ssh-config --install", which replaces this block)
+  # Added by opkssh: refresh the certificate before connecting
+  Match host * exec "/usr/local/bin/opkssh login --if-needed --quiet corp"
+  # Ends the Match above: what follows applies to every host again.
+  Match all
+  # END opkssh
+
+How ssh runs it: while reading its configuration, before connecting, with "$SHELL -c" and stdin
+from /dev/null. The command's output never reaches ssh's stdout, and its messages go to ssh's
+stderr, so login prompts are seen. If the login fails, the Match simply does not apply and ssh
+connects with the certificate it has. "ssh -G" runs the command too (OpenSSH 9.2).
+
+The block runs this opkssh binary by the path it was started with (symlinks are kept, so that an
+upgrade that moves the real file keeps working); --opkssh names another.
+
+--install adds the block to ~/.ssh/config, or replaces the opkssh block already there (found by
+its BEGIN and END lines), so running it again changes nothing. Before a change the file is saved
+as ~/.ssh/config.opkssh-backup; the new file has mode 0600 (~/.ssh is created with 0700 if
+missing). A symlinked config file is written through the link. --uninstall removes the block.`,
+		Example: `  opkssh ssh-config                                  # print the block
+  opkssh ssh-config --install                        # add it to ~/.ssh/config
+  opkssh ssh-config --install --provider corp --host '*.corp.example.com'
+  opkssh ssh-config --uninstall`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if install && uninstall {
+				return fmt.Errorf("--install and --uninstall do not go together")
+			}
+			if uninstall {
+				return runSSHConfigUninstall(cmd)
+			}
+			if err := checkSSHConfigProvider(cmd, o.Provider); err != nil {
+				return err
+			}
+			if o.Opkssh == "" {
+				path, err := opksshPath()
+				if err != nil {
+					return err
+				}
+				o.Opkssh = path
+			} else if !filepath.IsAbs(o.Opkssh) {
+				return fmt.Errorf("--opkssh %q must be an absolute path: ssh runs it from any directory", o.Opkssh)
+			}
+			block, err := sshconfig.Block(o)
+			if err != nil {
+				return err
+			}
+			if !install {
+				fmt.Fprint(cmd.OutOrStdout(), block)
+				return nil
+			}
+			return runSSHConfigInstall(cmd, block)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Host, "host", "*", "refresh only before connecting to these hosts (an ssh_config pattern list, e.g. '*.corp.example.com,!bastion')")
+	fl.StringVar(&o.Provider, "provider", "", "provider of the configuration file to log in with (default: its default provider)")
+	fl.BoolVar(&o.Agent, "agent", false, "log in with --agent: keep the key and certificate in the ssh-agent too")
+	fl.StringVar(&o.Opkssh, "opkssh", "", "absolute path of the opkssh binary ssh runs (default: this one, as it was started)")
+	fl.BoolVar(&install, "install", false, "add the block to ~/.ssh/config, replacing an earlier opkssh block")
+	fl.BoolVar(&uninstall, "uninstall", false, "remove the opkssh block from ~/.ssh/config")
+	return cmd
+}
+
+// checkSSHConfigProvider makes sure the login the block runs names an OP: a block that fails on
+// every connection would only print errors.
+func checkSSHConfigProvider(cmd *cobra.Command, name string) error {
+	file, err := loadClientConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if name != "" {
+		_, err := file.Provider(name)
+		return err
+	}
+	if file.Default == "" && os.Getenv("OPKSSH_PROVIDER") == "" && os.Getenv("OPKSSH_ISSUER") == "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Note: %s names no default provider, so the login in this block needs --provider, or OPKSSH_PROVIDER or OPKSSH_ISSUER in ssh's environment.\n", file.Path)
+	}
+	return nil
+}
+
+func runSSHConfigInstall(cmd *cobra.Command, block string) error {
+	path, err := userSSHConfigPath()
+	if err != nil {
+		return err
+	}
+	res, err := sshconfig.Install(path, block)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	switch {
+	case !res.Changed:
+		fmt.Fprintf(out, "%s already holds this opkssh block; nothing changed.\n", res.Path)
+		return nil
+	case res.HadBlock:
+		fmt.Fprintf(out, "Replaced the opkssh block in %s.\n", res.Path)
+	default:
+		fmt.Fprintf(out, "Added the opkssh block to %s.\n", res.Path)
+	}
+	if res.Backup != "" {
+		fmt.Fprintf(out, "The previous version is saved as %s.\n", res.Backup)
+	}
+	return nil
+}
+
+func runSSHConfigUninstall(cmd *cobra.Command) error {
+	path, err := userSSHConfigPath()
+	if err != nil {
+		return err
+	}
+	res, err := sshconfig.Uninstall(path)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if !res.Changed {
+		fmt.Fprintf(out, "%s holds no opkssh block; nothing changed.\n", res.Path)
+		return nil
+	}
+	fmt.Fprintf(out, "Removed the opkssh block from %s.\nThe previous version is saved as %s.\n", res.Path, res.Backup)
+	return nil
+}
+
+func userSSHConfigPath() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("cannot find your home directory: %v", err)
+	}
+	return filepath.Join(home, ".ssh", "config"), nil
+}
+
+// opksshPath is the absolute path this binary was started by. Symlinks are not resolved: a
+// package manager's stable link (/usr/local/bin/opkssh → …/Cellar/opkssh/1.2/bin/opkssh) survives
+// upgrades, the versioned target does not.
+func opksshPath() (string, error) {
+	arg0 := os.Args[0]
+	if !strings.Contains(arg0, "/") {
+		if p, err := exec.LookPath(arg0); err == nil {
+			arg0 = p
+		} else if arg0, err = os.Executable(); err != nil {
+			return "", fmt.Errorf("cannot tell where this opkssh binary is (%v); pass --opkssh PATH", err)
+		}
+	}
+	return filepath.Abs(arg0)
+}
