@@ -168,7 +168,9 @@ func (d *demo) sshLogin(issuer, key, policyText string) error {
 
 func (d *demo) build() error {
 	for _, b := range [][2]string{{d.bin, "./cmd/opkssh"}, {filepath.Join(d.browserDir, "xdg-open"), "./internal/testop/fakebrowser"}} {
-		if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
 		}
 	}

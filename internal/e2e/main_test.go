@@ -35,7 +35,9 @@ func run(m *testing.M) int {
 	opksshBin = filepath.Join(dir, "opkssh")
 	browserDir = filepath.Join(dir, "browser")
 	for _, b := range [][2]string{{opksshBin, "../../cmd/opkssh"}, {filepath.Join(browserDir, "xdg-open"), "../testop/fakebrowser"}} {
-		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
+		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // test the binary as make build ships it
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b[1], err, out)
 			return 1
