@@ -42,9 +42,9 @@ keys, audience, the nonce commitment to the certificate's key, the expiration ru
 (--policy, plus *.yaml in the policies.d directory beside it). If the login is allowed it prints
 exactly one authorized_keys line and exits 0; otherwise it prints nothing on stdout and exits 1.
 
-Each decision is logged as one JSON line (never a token) on stderr and appended to --log-file
-(default ` + DefaultLogFile + `, used when its directory exists). sshd discards the
-command's stderr unless its LogLevel is DEBUG, so look in the log file.
+Each decision is logged as one JSON line (never a token): to syslog (AUTHPRIV, tag opkssh;
+journalctl -t opkssh) when /dev/log exists, appended to --log-file (default ` + DefaultLogFile + `,
+used when its directory exists), and on stderr, which sshd discards unless its LogLevel is DEBUG.
 
 The OPs' discovery documents and keys are cached in --cache-dir: normally a login makes no network
 request. A token signed by an unknown key triggers a refetch (at most every 30s per OP). While an
