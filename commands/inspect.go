@@ -85,7 +85,10 @@ func printDescription(w io.Writer, path string, d sshcert.Description, now time.
 	fmt.Fprintf(w, "  Key ID:       %s\n", d.KeyID)
 	fmt.Fprintf(w, "  Principals:   %s\n", strings.Join(d.Principals, ", "))
 	fmt.Fprintf(w, "  Self-signed:  %v\n", d.SelfSigned)
-	validity := "from " + d.ValidAfter.Local().Format(layout) + " forever"
+	validity := "from " + d.ValidAfter.Local().Format(layout) + " on, no end"
+	if d.ValidAfter.Unix() == 0 {
+		validity = "always (no start or end)"
+	}
 	if d.ValidBefore != nil {
 		state := "valid"
 		switch {
@@ -94,7 +97,7 @@ func printDescription(w io.Writer, path string, d sshcert.Description, now time.
 		case now.Before(d.ValidAfter):
 			state = "not yet valid"
 		default:
-			state = fmt.Sprintf("valid, %s left", d.ValidBefore.Sub(now).Round(time.Minute))
+			state = fmt.Sprintf("valid, %s left", shortDuration(d.ValidBefore.Sub(now)))
 		}
 		validity = fmt.Sprintf("%s to %s (%s)", d.ValidAfter.Local().Format(layout), d.ValidBefore.Local().Format(layout), state)
 	}
@@ -127,4 +130,20 @@ func printDescription(w io.Writer, path string, d sshcert.Description, now time.
 	if t.Expires != nil {
 		fmt.Fprintf(w, "  ID token exp: %s (servers may allow longer, e.g. 24h from issue)\n", t.Expires.Local().Format(layout))
 	}
+}
+
+// shortDuration prints a duration to the minute without zero units: 24h, 1h30m, 5m.
+func shortDuration(d time.Duration) string {
+	d = d.Round(time.Minute)
+	if d < time.Minute {
+		return "less than a minute"
+	}
+	h, m := int(d.Hours()), int(d.Minutes())%60
+	switch {
+	case h == 0:
+		return fmt.Sprintf("%dm", m)
+	case m == 0:
+		return fmt.Sprintf("%dh", h)
+	}
+	return fmt.Sprintf("%dh%dm", h, m)
 }
