@@ -42,6 +42,7 @@ fuzz:
 	$(FUZZ) '^FuzzParseIdentityArg$$' ./policy
 	$(FUZZ) '^FuzzAdd$$' ./policy
 	$(FUZZ) '^FuzzRemove$$' ./policy
+	$(FUZZ) '^FuzzParseUserFile$$' ./policy
 	$(FUZZ) '^FuzzVerify$$' ./verifier
 	$(FUZZ) '^FuzzPKTokenExtension$$' ./verifier
 

@@ -34,6 +34,7 @@ type loginFlags struct {
 	redirectURIs                           []string
 	ifNeeded, quiet, device                bool
 	agent, agentOnly                       bool
+	noRefreshToken                         bool
 	minRemaining                           time.Duration
 }
 
@@ -66,6 +67,13 @@ it (ssh would offer them too, and each expired one uses up one of the server's M
 the key is gone when the agent stops, and --if-needed then checks the agent instead of the files.
 Files an earlier login wrote are left as they are ("opkssh logout" removes them).
 
+Refresh tokens: where the OP offers them (offline_access in its discovery document), login asks for
+one and keeps it beside the key in PATH.refresh (mode 0600). --if-needed then renews an expiring
+certificate with it, without a browser: the key stays, the OP's refreshed ID token is added to the
+PK token and the certificate re-issued. If the OP refuses the token (revoked, expired, the session
+ended) the file is removed and the browser login follows. --no-refresh-token (or
+no_refresh_token: true in the configuration file) neither asks for, stores nor uses one.
+
 The OP must allow the redirect URI http://localhost:3000/login-callback (or :10001 or :11110; the
 first free port is used). Issuers must be https, except http on loopback for test OPs.`,
 		Example: `  opkssh provider add corp --preset generic --issuer https://sso.example.com/realms/main --client-id opkssh
@@ -97,6 +105,7 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.BoolVar(&f.quiet, "quiet", false, "print nothing unless a login is needed (for ssh's Match exec)")
 	fl.BoolVar(&f.agent, "agent", false, "also add the key and certificate to the ssh-agent at $SSH_AUTH_SOCK, replacing earlier opkssh identities")
 	fl.BoolVar(&f.agentOnly, "agent-only", false, "add the key and certificate to the ssh-agent and write no file")
+	fl.BoolVar(&f.noRefreshToken, "no-refresh-token", false, "do not ask the OP for a refresh token, nor store or use one (see above)")
 	return cmd
 }
 
@@ -127,16 +136,21 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		}
 		conn.Close()
 	}
+	if f.lifetime <= 0 {
+		return fmt.Errorf("--lifetime %s must be positive", f.lifetime)
+	}
 	if f.ifNeeded {
 		if done, err := stillLoggedIn(out, f, cfg.Issuer, keyPath, sock); done || err != nil {
 			return err
 		}
+		if keyPath != "" && !cfg.NoRefreshToken {
+			if done, err := refreshLogin(cmd, out, f, cfg, keyPath, sock); done || err != nil {
+				return err
+			}
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
-	}
-	if f.lifetime <= 0 {
-		return fmt.Errorf("--lifetime %s must be positive", f.lifetime)
 	}
 	signer, alg, err := newKey(f.keyType)
 	if err != nil {
@@ -198,6 +212,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), time.Until(validBefore).Round(time.Minute))
 	if keyPath != "" {
 		fmt.Fprintf(out, "Wrote %s and %s\n", keyPath, sshcert.CertPath(keyPath))
+		keepRefreshToken(cmd, out, cfg, keyPath, res.RefreshToken)
 	}
 	if f.agent {
 		if err := addToAgent(out, sock, signer, cert, comment, time.Until(validBefore)); err != nil {
@@ -262,7 +277,7 @@ func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(st
 			return provider.Config{}, nil, err
 		}
 	}
-	flags := provider.Overrides{Issuer: strings.TrimSpace(f.issuer), ClientID: f.clientID, ClientSecret: f.clientSecret}
+	flags := provider.Overrides{Issuer: strings.TrimSpace(f.issuer), ClientID: f.clientID, ClientSecret: f.clientSecret, NoRefreshToken: f.noRefreshToken}
 	if cmd.Flags().Changed("scopes") {
 		flags.Scopes = strings.Fields(f.scopes)
 		if len(flags.Scopes) == 0 {

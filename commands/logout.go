@@ -13,6 +13,7 @@ import (
 	"github.com/opkssh-team/opkssh/internal/certstatus"
 	"github.com/opkssh-team/opkssh/internal/sshagent"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
+	"github.com/opkssh-team/opkssh/provider"
 )
 
 func newLogoutCmd() *cobra.Command {
@@ -23,11 +24,12 @@ func newLogoutCmd() *cobra.Command {
 		Long: `Remove the keys and certificates that "opkssh login" wrote, and opkssh's identities in the
 ssh-agent, so that this machine holds no opkssh credential any more.
 
-Files: ~/.ssh/id_ecdsa and ~/.ssh/id_ed25519 with their -cert.pub files, or only --key-file PATH and
-PATH-cert.pub. A key is removed only if the certificate beside it carries an OpenPubkey PK token,
-as login requires before it overwrites a key; any other key or certificate is left
-alone, and said so. The key goes first, so an interrupted logout never leaves an opkssh key
-without the certificate that marks it as opkssh's.
+Files: ~/.ssh/id_ecdsa and ~/.ssh/id_ed25519 with their -cert.pub and .refresh files, or only
+--key-file PATH, PATH-cert.pub and PATH.refresh. A key is removed only if the certificate beside it
+carries an OpenPubkey PK token, as login requires before it overwrites a key; any other key or
+certificate is left alone, and said so. The refresh token goes first (it lives longest), then the
+key, so an interrupted logout never leaves an opkssh key without the certificate that marks it as
+opkssh's.
 
 ssh-agent: when SSH_AUTH_SOCK is set, every identity whose comment starts with "opkssh:" is removed
 (whatever --key-file says); other identities stay. If the agent cannot be reached, the files are
@@ -96,7 +98,7 @@ func removeKeyPair(out io.Writer, keyPath string) (bool, error) {
 		return false, err
 	}
 	if !keyExists && !certExists {
-		return false, nil
+		return removeRefreshToken(out, keyPath, false)
 	}
 	cert, _ := sshcert.ReadCertFile(certPath)
 	ours := false
@@ -118,7 +120,10 @@ func removeKeyPair(out io.Writer, keyPath string) (bool, error) {
 		return false, nil
 	}
 	who := certstatus.Of(cert, time.Now(), 0).Identity
-	// The key first: a certificate without its key is still recognised as opkssh's, a key without
+	if _, err := removeRefreshToken(out, keyPath, true); err != nil {
+		return false, err
+	}
+	// Then the key: a certificate without its key is still recognised as opkssh's, a key without
 	// its certificate is not.
 	if keyExists {
 		if err := os.Remove(keyPath); err != nil {
@@ -133,6 +138,24 @@ func removeKeyPair(out io.Writer, keyPath string) (bool, error) {
 	} else {
 		fmt.Fprintf(out, "Removed %s (%s; its key was already gone).\n", certPath, who)
 	}
+	return true, nil
+}
+
+// removeRefreshToken removes the refresh token file of the key at keyPath, if there is one: always
+// when the key pair is opkssh's (ours), else only if opkssh wrote the file.
+func removeRefreshToken(out io.Writer, keyPath string, ours bool) (bool, error) {
+	path := provider.RefreshTokenPath(keyPath)
+	if ok, err := exists(path); !ok || err != nil {
+		return false, err
+	}
+	if _, err := provider.LoadRefreshToken(path); errors.Is(err, provider.ErrNotRefreshTokenFile) && !ours {
+		fmt.Fprintf(out, "Left %s alone: opkssh did not create it.\n", path)
+		return false, nil
+	}
+	if err := os.Remove(path); err != nil {
+		return false, err
+	}
+	fmt.Fprintf(out, "Removed %s (the refresh token).\n", path)
 	return true, nil
 }
 

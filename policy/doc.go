@@ -23,11 +23,16 @@
 //	    require: {amr: [mfa], from: [10.0.0.0/8]}  # optional; all must hold
 //	deny:                                    # identities; provider: NAME limits one to a provider
 //	  - email: mallory@example.com
+//	user_policies:                           # optional; off unless enabled (see User policies)
+//	  enabled: true
+//	  path: .config/opkssh/policies.yaml     # below each user's home; the default
+//	  providers: [corp]                      # providers user files may name; required when enabled
 //
 // Drop-in files policies.d/*.yaml (same schema, version included; names
 // starting with '.' and other suffixes such as .yml are ignored) are merged
 // after the main file in name order: providers by name (a name defined twice
-// is an error), rules and deny entries appended.
+// is an error), rules and deny entries appended; user_policies may be set in
+// one file only.
 //
 // # Fail closed
 //
@@ -75,6 +80,43 @@
 //
 // Decision.Explain says which deny entry matched or, for every rule that
 // could have applied, at which file:line and why each identity failed.
+//
+// # User policies
+//
+// With user_policies enabled, a user may let identities log in as that user
+// only, from a file in their home (UserFile, ParseUserFile):
+//
+//	version: 1
+//	identities:                  # who may log in as the file's owner
+//	  - email: bob@example.com
+//	    provider: corp           # one of user_policies.providers
+//	  - sub: "248289761001"
+//	    provider: corp
+//
+// Only email and sub identities are accepted, the two forms that name one
+// person: email_domain, group and claim would hand the account to sets of
+// people whose membership the user does not control. There are no principals
+// (the file's account is the principal), no require and no deny. Naming a
+// provider that user_policies.providers does not list is an error.
+//
+// The file is consulted only after the administrator's policy denied by its
+// rules alone (UserFileMayGrant): a matching deny entry, an unknown or broken
+// provider and an invalid principal are final, and a provider missing from
+// user_policies.providers never reaches users' files. Its entries for the
+// token's provider are then matched like a rule's identities
+// (EvaluateUserFile); the rules' require conditions do not apply.
+//
+// LoadUserFile reads the file without privilege, as the verify user, checking
+// what sshd's StrictModes checks for authorized_keys: from the home down,
+// every directory and the file must be owned by the user or root and not
+// writable by group or others; below the home no symbolic link is followed;
+// the file is a regular file of at most 64 KiB. On Linux it walks with openat
+// and O_PATH, so the verify user needs search permission only, and checks each
+// open descriptor. A missing file or an unsearchable directory is
+// ErrNoUserFile (no grants, not an error); unsafe directories are reported
+// only when the file exists, so a user who never opted in sees no error.
+// root's file (uid 0) is never read. The trade-off of enabling this is in
+// README.md, "Per-user policies".
 //
 // # Editing
 //

@@ -15,13 +15,8 @@ var fuzzClaims = []string{
 	`{"email": ["x"], "sub": 12, "groups": {"a": "b"}, "realm_access": [1, 2], "a": {"b": {"c": null}}, "true": true, "1e400": 1e300}`,
 }
 
-func FuzzParse(f *testing.F) {
-	for _, s := range []string{fullPolicy, evalPolicy, head + okRule, head, "version: 1\n", "version: 1\nx: &a [*a]\n", "{version: 1, deny: [{sub: x}]}"} {
-		f.Add([]byte(s))
-	}
-	if data, err := os.ReadFile("testdata/add/input.yaml"); err == nil {
-		f.Add(data)
-	}
+// fuzzTokens decodes fuzzClaims.
+func fuzzTokens(f *testing.F) []Claims {
 	var tokens []Claims
 	for _, js := range fuzzClaims {
 		var c Claims
@@ -30,6 +25,17 @@ func FuzzParse(f *testing.F) {
 		}
 		tokens = append(tokens, c)
 	}
+	return tokens
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{fullPolicy, evalPolicy, head + okRule, head, "version: 1\n", "version: 1\nx: &a [*a]\n", "{version: 1, deny: [{sub: x}]}"} {
+		f.Add([]byte(s))
+	}
+	if data, err := os.ReadFile("testdata/add/input.yaml"); err == nil {
+		f.Add(data)
+	}
+	tokens := fuzzTokens(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pol, err := Parse("f.yaml", data)
 		if err != nil {

@@ -15,6 +15,8 @@ type fragment struct {
 	rules     []Rule
 	deny      []Identity
 	refs      []providerRef
+	// userPolicies is the file's user_policies block, if it has one.
+	userPolicies *UserPolicies
 }
 
 // providerDef is one provider block; err is set when the block is broken.
@@ -88,6 +90,13 @@ func assemble(frags []*fragment, errs *errList) (*Policy, error) {
 		}
 		pol.Rules = append(pol.Rules, f.rules...)
 		pol.Deny = append(pol.Deny, f.deny...)
+		if up := f.userPolicies; up != nil {
+			if pol.UserPolicies.Pos.Line != 0 {
+				errs.add(up.Pos, "user_policies", "is already set at %s; keep one user_policies block", pol.UserPolicies.Pos)
+				continue
+			}
+			pol.UserPolicies = *up
+		}
 	}
 	for _, f := range frags {
 		for _, r := range f.refs {

@@ -111,15 +111,11 @@ func (p *parser) document(doc *yaml.Node) {
 	if p.hasAnchors(root) {
 		return
 	}
-	m, ok := p.fields(p.errs, root, "", "version", "providers", "rules", "deny")
+	m, ok := p.fields(p.errs, root, "", "version", "providers", "rules", "deny", "user_policies")
 	if !ok {
 		return
 	}
-	if v, ok := m["version"]; !ok {
-		p.errs.add(p.pos(root), "version", "missing; add version: 1 at the top of the file")
-	} else if v.val.Kind != yaml.ScalarNode || v.val.ShortTag() != "!!int" || v.val.Value != "1" {
-		p.errs.add(p.pos(v.val), "version", "must be 1 (the only version this opkssh understands); write version: 1")
-	}
+	p.version(root, m)
 	if e, ok := m["providers"]; ok {
 		p.providers(e.val)
 	}
@@ -136,6 +132,18 @@ func (p *parser) document(doc *yaml.Node) {
 				p.frag.deny = append(p.frag.deny, id)
 			}
 		}
+	}
+	if e, ok := m["user_policies"]; ok {
+		p.userPolicies(e.key, e.val)
+	}
+}
+
+// version checks the version key of a file's top-level mapping.
+func (p *parser) version(root *yaml.Node, m map[string]entry) {
+	if v, ok := m["version"]; !ok {
+		p.errs.add(p.pos(root), "version", "missing; add version: 1 at the top of the file")
+	} else if v.val.Kind != yaml.ScalarNode || v.val.ShortTag() != "!!int" || v.val.Value != "1" {
+		p.errs.add(p.pos(v.val), "version", "must be 1 (the only version this opkssh understands); write version: 1")
 	}
 }
 

@@ -21,6 +21,9 @@ type Policy struct {
 	Broken map[string]error
 	// Files lists the files loaded, in merge order.
 	Files []string
+	// UserPolicies says whether users' own files may grant logins to their account; the zero value
+	// (no user_policies block) means never.
+	UserPolicies UserPolicies
 
 	// brokenByName keeps what could be read of broken providers, so that
 	// ProviderByIssuer can name the provider a token belongs to.

@@ -47,7 +47,9 @@ func LoadForPrincipal(opts LoadOptions, cacheDir, principal string) (*Policy, er
 	return p, nil
 }
 
-const snapshotVersion = "1"
+// snapshotVersion changes whenever snapshotBase or Rule change shape, so that an upgraded binary
+// never reads an older snapshot that lacks a field (user_policies would read as disabled).
+const snapshotVersion = "2"
 
 // sourceKey identifies the policy's source files as they are now, checking each like Load does.
 func sourceKey(opts LoadOptions, trusted []int) (string, error) {
@@ -102,6 +104,8 @@ type snapshotBase struct {
 	BrokenBy  map[string]*Provider
 	Deny      []Identity
 	Files     []string
+	// UserPolicies is the user_policies block: cached decisions must consult users' files too.
+	UserPolicies UserPolicies
 }
 
 func shardOf(principal string) string {
@@ -122,7 +126,7 @@ func readSnapshot(dir, principal string) (*Policy, error) {
 		return nil, err
 	}
 	p := &Policy{Providers: base.Providers, Rules: shard[principal], Deny: base.Deny, Files: base.Files,
-		Broken: map[string]error{}, brokenByName: base.BrokenBy}
+		UserPolicies: base.UserPolicies, Broken: map[string]error{}, brokenByName: base.BrokenBy}
 	for name, msg := range base.Broken {
 		p.Broken[name] = errors.New(msg)
 	}
@@ -138,7 +142,8 @@ func writeSnapshot(cacheDir, dir string, p *Policy) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	base := snapshotBase{Providers: p.Providers, Broken: map[string]string{}, BrokenBy: p.brokenByName, Deny: p.Deny, Files: p.Files}
+	base := snapshotBase{Providers: p.Providers, Broken: map[string]string{}, BrokenBy: p.brokenByName, Deny: p.Deny, Files: p.Files,
+		UserPolicies: p.UserPolicies}
 	for name, err := range p.Broken {
 		base.Broken[name] = err.Error()
 	}

@@ -58,6 +58,8 @@ type Entry struct {
 	ClientSecret string   `yaml:"client_secret,omitempty"`
 	Scopes       []string `yaml:"scopes,omitempty,flow"`
 	RedirectURIs []string `yaml:"redirect_uris,omitempty"`
+	// NoRefreshToken: never ask this OP for a refresh token, nor store or use one.
+	NoRefreshToken bool `yaml:"no_refresh_token,omitempty"`
 }
 
 // ErrNoSuchProvider is returned for a provider name the configuration file does not define.
@@ -118,7 +120,7 @@ func yamlError(path string, err error) error {
 	}
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {
-		m = strings.Replace(m, "not found in type provider.Entry", "is not a provider setting (issuer, client_id, client_secret, scopes, redirect_uris, preset, tenant)", 1)
+		m = strings.Replace(m, "not found in type provider.Entry", "is not a provider setting (issuer, client_id, client_secret, scopes, redirect_uris, preset, tenant, no_refresh_token)", 1)
 		m = strings.Replace(m, "not found in type provider.ConfigFile", "is not a top-level setting (default, providers)", 1)
 		msgs[i] = path + ": " + m
 	}
@@ -164,11 +166,12 @@ func (e Entry) Config() (Config, error) {
 		return Config{}, fmt.Errorf("unknown preset %q: use one of %s", e.Preset, strings.Join(PresetNames(), ", "))
 	}
 	cfg := Config{
-		Issuer:       e.Issuer,
-		ClientID:     e.ClientID,
-		ClientSecret: e.ClientSecret,
-		Scopes:       slices.Clone(p.Scopes),
-		RedirectURIs: slices.Clone(e.RedirectURIs),
+		Issuer:         e.Issuer,
+		ClientID:       e.ClientID,
+		ClientSecret:   e.ClientSecret,
+		Scopes:         slices.Clone(p.Scopes),
+		RedirectURIs:   slices.Clone(e.RedirectURIs),
+		NoRefreshToken: e.NoRefreshToken,
 	}
 	if cfg.Issuer == "" {
 		iss, err := p.Issuer(e.Tenant)
@@ -189,6 +192,7 @@ func (e Entry) Config() (Config, error) {
 type Overrides struct {
 	Issuer, ClientID, ClientSecret string
 	Scopes, RedirectURIs           []string
+	NoRefreshToken                 bool // true turns refresh tokens off; false leaves the setting
 }
 
 // EnvOverrides reads OPKSSH_ISSUER, OPKSSH_CLIENT_ID and OPKSSH_CLIENT_SECRET.
@@ -217,6 +221,7 @@ func (c Config) With(o Overrides) Config {
 	if len(o.RedirectURIs) > 0 {
 		c.RedirectURIs = slices.Clone(o.RedirectURIs)
 	}
+	c.NoRefreshToken = c.NoRefreshToken || o.NoRefreshToken
 	return c
 }
 

@@ -45,7 +45,7 @@ func DeviceLogin(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResu
 	oc := oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Endpoint: endpoint, Scopes: cfg.Scopes}
 	da, err := oc.DeviceAuth(octx, params...)
 	if err != nil {
-		return nil, fmt.Errorf("the OP refused the device login request: %w", oauthError(err))
+		return nil, offlineHint(fmt.Errorf("the OP refused the device login request: %w", oauthError(err)), st.offline)
 	}
 	fmt.Fprintf(status, "To log in at %s, open this page on any device:\n  %s\nand enter the code:\n  %s\n", cfg.Issuer, da.VerificationURI, da.UserCode)
 	if da.VerificationURIComplete != "" {

@@ -42,6 +42,8 @@ type LoginOptions struct {
 type LoginResult struct {
 	PKToken *pktoken.PKToken
 	Claims  IDClaims
+	// RefreshToken is the OP's refresh token, "" if it issued none (see RefreshTokenPath).
+	RefreshToken string
 }
 
 // IDClaims are the ID token claims the client shows the user and uses for the certificate.
@@ -80,6 +82,7 @@ func Login(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResult, er
 		idVerifier: op.Verifier(&oidc.Config{ClientID: cfg.ClientID}),
 		octx:       octx,
 		nonce:      nonce,
+		offline:    st.offline,
 		state:      randomString(),
 		pkce:       oauth2.GenerateVerifier(),
 		done:       make(chan flowResult, 1),
@@ -142,7 +145,7 @@ func assemble(cic *clientinstance.Claims, opts LoginOptions, res flowResult) (*L
 	if err != nil {
 		return nil, fmt.Errorf("assembling the PK token: %w", err)
 	}
-	return &LoginResult{PKToken: pkt, Claims: res.claims}, nil
+	return &LoginResult{PKToken: pkt, Claims: res.claims, RefreshToken: res.refreshToken}, nil
 }
 
 // flowStart is what both login flows begin with: the validated configuration, the OP's discovery
@@ -154,6 +157,8 @@ type flowStart struct {
 	op     *oidc.Provider
 	cic    *clientinstance.Claims
 	nonce  string
+	// offline says ScopeOfflineAccess was added to cfg.Scopes, for error messages.
+	offline bool
 }
 
 func start(ctx context.Context, cfg Config, opts LoginOptions) (*flowStart, error) {
@@ -177,6 +182,7 @@ func start(ctx context.Context, cfg Config, opts LoginOptions) (*flowStart, erro
 	if st.op, err = oidc.NewProvider(st.octx, cfg.Issuer); err != nil {
 		return nil, fmt.Errorf("OIDC discovery at %s failed: %w", cfg.Issuer, err)
 	}
+	st.cfg.Scopes, st.offline = withOfflineAccess(st.op, cfg)
 	return st, nil
 }
 
@@ -285,9 +291,10 @@ func (d *dualListener) Close() error {
 }
 
 type flowResult struct {
-	rawIDToken string
-	claims     IDClaims
-	err        error
+	rawIDToken   string
+	refreshToken string
+	claims       IDClaims
+	err          error
 }
 
 // browserFlow is the loopback side of one authorization-code flow.
@@ -296,6 +303,7 @@ type browserFlow struct {
 	idVerifier *oidc.IDTokenVerifier
 	octx       context.Context
 	nonce      string
+	offline    bool // offline_access was asked for
 	state      string
 	pkce       string
 	once       sync.Once
@@ -319,6 +327,7 @@ func (f *browserFlow) serveCallback(w http.ResponseWriter, r *http.Request) {
 		if d := q.Get("error_description"); d != "" {
 			err = fmt.Errorf("the OP refused the login: %s: %s", e, d)
 		}
+		err = offlineHint(err, f.offline)
 		f.finish(flowResult{err: err})
 		page(w, http.StatusForbidden, "Login failed", err.Error())
 		return
@@ -338,7 +347,7 @@ func (f *browserFlow) exchange(ctx context.Context, code string) flowResult {
 	}
 	tok, err := f.oauth.Exchange(f.octx, code, oauth2.VerifierOption(f.pkce))
 	if err != nil {
-		return flowResult{err: fmt.Errorf("exchanging the authorization code: %w", err)}
+		return flowResult{err: offlineHint(fmt.Errorf("exchanging the authorization code: %w", err), f.offline)}
 	}
 	return verifyIDToken(f.octx, f.idVerifier, tok, f.nonce)
 }
@@ -363,7 +372,7 @@ func verifyIDToken(ctx context.Context, v *oidc.IDTokenVerifier, tok *oauth2.Tok
 	if err := idt.Claims(&c); err != nil {
 		return flowResult{err: fmt.Errorf("decoding ID token claims: %w", err)}
 	}
-	return flowResult{rawIDToken: raw, claims: IDClaims{
+	return flowResult{rawIDToken: raw, refreshToken: tok.RefreshToken, claims: IDClaims{
 		Issuer: idt.Issuer, Subject: idt.Subject, Email: c.Email, IssuedAt: idt.IssuedAt, Expiry: idt.Expiry,
 	}}
 }

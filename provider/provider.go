@@ -1,6 +1,7 @@
 // Package provider knows how to talk to an OpenID Provider from the workstation: which issuer and
 // client to use (presets and the client configuration file, config.go), and how to run the
-// browser login (login.go) or the device-code login (device.go) that yields a PK token.
+// browser login (login.go) or the device-code login (device.go) that yields a PK token, and how to
+// renew that login with a refresh token (refresh.go).
 //
 // The login is an OAuth 2.0 authorization-code flow with PKCE (S256) on a loopback redirect URI,
 // done with golang.org/x/oauth2 and github.com/coreos/go-oidc. The OpenPubkey part is the nonce:
@@ -37,6 +38,9 @@ type Config struct {
 	ClientSecret string   // empty for public clients (PKCE protects the code)
 	Scopes       []string // must include "openid"
 	RedirectURIs []string
+	// NoRefreshToken stops login from asking for a refresh token (offline_access), which it
+	// otherwise does where the OP offers one, and "login --if-needed" from using a stored one.
+	NoRefreshToken bool
 }
 
 // Validate checks the configuration before any network traffic.

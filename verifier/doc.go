@@ -13,7 +13,9 @@
 //     the client's own signature over the same payload verifies;
 //  4. the key the ID token commits to is the certificate's key;
 //  5. the token is within the provider's expiration rule (from iat, or the token's exp) and its
-//     iat is not in the future beyond a small clock skew;
+//     iat is not in the future beyond a small clock skew; a refreshed ID token appended to the PK
+//     token, once verified as the continuation of the same login, takes the original's place in
+//     this step only (refreshed.go);
 //  6. the policy allows the identity for the principal.
 //
 // Only then is one authorized_keys line produced:

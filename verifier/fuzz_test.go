@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,6 +34,7 @@ type fuzzFixture struct {
 	honest  *logintest.Credential
 	line    string   // the line the honest certificate earns
 	forged  [][]byte // PK tokens for the same key with claims the policy refuses, as seeds
+	fresh   []byte   // a refreshed ID token that continues the honest login (bound by its nonce)
 	meaning []string // tokenMeaning of the honest PK token
 }
 
@@ -94,6 +96,17 @@ rules:
 	if err != nil {
 		f.Fatal(err)
 	}
+	var honestClaims map[string]any
+	body, _, _ := strings.Cut(string(fx.honest.PKToken), ":")
+	payload, _ := base64.RawURLEncoding.DecodeString(body)
+	if err := json.Unmarshal(payload, &honestClaims); err != nil {
+		f.Fatal(err)
+	}
+	fresh, err := op.SignIDToken(honestClaims)
+	if err != nil {
+		f.Fatal(err)
+	}
+	fx.fresh = []byte(fresh)
 	fx.meaning = tokenMeaning(fx.honest.PKToken)
 	fx.line = authorizedKeysLine(sshcert.WildcardPrincipal, fx.honest.Cert.Key)
 	fx.forged = [][]byte{
@@ -105,6 +118,13 @@ rules:
 	}
 	if res := Verify(context.Background(), fx.opts, Request{Principal: "alice", KeyType: fx.honest.Type, CertB64: fx.honest.CertB64}); !res.Allowed {
 		f.Fatalf("the honest seed is denied: %s %s", res.Reason, res.Detail)
+	}
+	refreshed, err := logintest.Wrap(fx.signer, append(append(slices.Clone(fx.honest.PKToken), '.'), fx.fresh...), time.Time{}, time.Time{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if res := Verify(context.Background(), fx.opts, Request{Principal: "alice", KeyType: refreshed.Type, CertB64: refreshed.CertB64}); !res.Allowed || !res.Refreshed {
+		f.Fatalf("the refreshed seed is not allowed as refreshed: %s %s", res.Reason, res.Detail)
 	}
 	return fx
 }
@@ -152,7 +172,8 @@ func (fx *fuzzFixture) sameToken(raw []byte) bool {
 // tokenMeaning decodes a compact PK token (payload:header:sig:header:sig) into its payload and its
 // signatures in a fixed order. Two tokens mean the same if they differ only in the order of the
 // signatures (the library sorts them by typ), in how a segment is base64-encoded (alphabet,
-// padding, unused trailing bits), or in a refreshed ID token after '.', which verify ignores.
+// padding, unused trailing bits), or in a refreshed ID token after '.', which at most extends the
+// life of the same login (and the fixture's honest login has not expired).
 func tokenMeaning(raw []byte) []string {
 	tokens, _, _ := bytes.Cut(raw, []byte("."))
 	segs := bytes.Split(tokens, []byte(":"))
@@ -215,6 +236,7 @@ func FuzzPKTokenExtension(f *testing.F) {
 	f.Add(bytes.Join(parts[:3], []byte(":")))                                                  // no client signature
 	f.Add(bytes.Join([][]byte{parts[0], parts[1], parts[2], parts[1], parts[2]}, []byte(":"))) // two OP signatures
 	f.Add(append(append([]byte{}, pkt...), ".e30.e30.c2ln"...))                                // a refreshed ID token
+	f.Add(append(append(append([]byte{}, pkt...), '.'), fx.fresh...))                          // a valid one
 	f.Add([]byte("e30:e30:c2ln:e30:c2ln"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		c, err := logintest.Wrap(fx.signer, raw, time.Time{}, time.Time{})

@@ -36,37 +36,9 @@ var allowedAlgs = map[string]jwa.KeyType{
 }
 
 func (v *idTokenVerifier) VerifyIDToken(ctx context.Context, idt []byte, cic *clientinstance.Claims) error {
-	msg, err := jws.Parse(idt)
-	if err != nil {
-		return deny(ReasonTokenInvalid, fmt.Errorf("parsing ID token: %w", err))
-	}
-	sigs := msg.Signatures()
-	if len(sigs) != 1 {
-		return deny(ReasonTokenInvalid, fmt.Errorf("ID token has %d signatures, want 1", len(sigs)))
-	}
-	hdr := sigs[0].ProtectedHeaders()
-	alg, ok := hdr.Algorithm()
-	if !ok {
-		return deny(ReasonAlgNotAllowed, fmt.Errorf("ID token header has no alg"))
-	}
-	wantKty, ok := allowedAlgs[alg.String()]
-	if !ok {
-		return deny(ReasonAlgNotAllowed, fmt.Errorf("ID token algorithm %q is not accepted", alg.String()))
-	}
-	kid, _ := hdr.KeyID()
-	key, err := v.lookupKey(ctx, kid)
+	payload, err := v.opSignature(ctx, idt)
 	if err != nil {
 		return err
-	}
-	if key.KeyType() != wantKty {
-		return deny(ReasonAlgNotAllowed, fmt.Errorf("ID token algorithm %s does not fit key %q of type %s", alg, kid, key.KeyType()))
-	}
-	if keyAlg, ok := key.Algorithm(); ok && keyAlg.String() != alg.String() {
-		return deny(ReasonAlgNotAllowed, fmt.Errorf("key %q is for %s, token uses %s", kid, keyAlg, alg))
-	}
-	payload, err := jws.Verify(idt, jws.WithKey(alg, key))
-	if err != nil {
-		return deny(ReasonBadSignature, fmt.Errorf("OP signature does not verify with key %q: %w", kid, err))
 	}
 
 	var claims struct {
@@ -95,6 +67,44 @@ func (v *idTokenVerifier) VerifyIDToken(ctx context.Context, idt []byte, cic *cl
 		return deny(ReasonCommitment, fmt.Errorf("nonce does not commit to the client instance claims"))
 	}
 	return nil
+}
+
+// opSignature checks the OP's signature on a compact JWS with the provider's key under an
+// algorithm that key allows, and returns the payload.
+func (v *idTokenVerifier) opSignature(ctx context.Context, idt []byte) ([]byte, error) {
+	msg, err := jws.Parse(idt)
+	if err != nil {
+		return nil, deny(ReasonTokenInvalid, fmt.Errorf("parsing ID token: %w", err))
+	}
+	sigs := msg.Signatures()
+	if len(sigs) != 1 {
+		return nil, deny(ReasonTokenInvalid, fmt.Errorf("ID token has %d signatures, want 1", len(sigs)))
+	}
+	hdr := sigs[0].ProtectedHeaders()
+	alg, ok := hdr.Algorithm()
+	if !ok {
+		return nil, deny(ReasonAlgNotAllowed, fmt.Errorf("ID token header has no alg"))
+	}
+	wantKty, ok := allowedAlgs[alg.String()]
+	if !ok {
+		return nil, deny(ReasonAlgNotAllowed, fmt.Errorf("ID token algorithm %q is not accepted", alg.String()))
+	}
+	kid, _ := hdr.KeyID()
+	key, err := v.lookupKey(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	if key.KeyType() != wantKty {
+		return nil, deny(ReasonAlgNotAllowed, fmt.Errorf("ID token algorithm %s does not fit key %q of type %s", alg, kid, key.KeyType()))
+	}
+	if keyAlg, ok := key.Algorithm(); ok && keyAlg.String() != alg.String() {
+		return nil, deny(ReasonAlgNotAllowed, fmt.Errorf("key %q is for %s, token uses %s", kid, keyAlg, alg))
+	}
+	payload, err := jws.Verify(idt, jws.WithKey(alg, key))
+	if err != nil {
+		return nil, deny(ReasonBadSignature, fmt.Errorf("OP signature does not verify with key %q: %w", kid, err))
+	}
+	return payload, nil
 }
 
 // lookupKey finds the token's signing key, asking the source again on a miss in case the OP rotated.

@@ -25,8 +25,10 @@ const (
 	ReasonExpired           = "token_expired"        // past the provider's expiration rule
 	ReasonIssuedInFuture    = "issued_in_future"     // iat beyond the allowed clock skew
 	ReasonClaimsMalformed   = "claims_malformed"     // payload claims of the wrong type
+	ReasonUserPolicyError   = "user_policy_error"    // the principal's own policy file is unsafe or invalid, so ignored
 	ReasonPrincipalMismatch = "cert_principal_mismatch"
-	ReasonTokenInvalid      = "token_invalid" // any other PK token verification failure
+	ReasonRefreshedInvalid  = "refreshed_token_invalid" // the PK token's refreshed ID token fails a check
+	ReasonTokenInvalid      = "token_invalid"           // any other PK token verification failure
 )
 
 // denial carries a reason code through openpubkey's verifier, which passes our errors back.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os/user"
 	"strings"
 	"time"
 
@@ -33,6 +34,8 @@ type Options struct {
 	Now        func() time.Time // time.Now if nil
 	ClockSkew  time.Duration    // DefaultClockSkew if zero
 	Log        *slog.Logger     // the decision log; discarded if nil
+	// LookupUser finds the principal's uid and home for user policies; user.Lookup if nil.
+	LookupUser func(name string) (*user.User, error)
 }
 
 // Request is what sshd passes: %u, %t, %k, and optionally %C (client and server address and port),
@@ -60,6 +63,8 @@ type Result struct {
 	// TokenVerified says the identity fields were checked against the OP's signature; when false
 	// they are what an unverified token claimed, logged to show who tried.
 	TokenVerified bool
+	Refreshed     bool       // the expiration rule was applied to the PK token's refreshed ID token
+	UserPolicy    UserPolicy // the principal's own policy file, when one took part
 }
 
 // Verify decides a request and writes one decision line to the log. It never panics on input:
@@ -145,11 +150,17 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	if err := sameKey(pkt, cert); err != nil {
 		return fail(ReasonKeyMismatch, err)
 	}
-	if code, err := checkTime(claims, prov.Expiration, now, opts.ClockSkew); err != nil {
+	timeClaims, refreshed, err := idv.refreshedClaims(ctx, pkt, claims, now.Add(opts.ClockSkew))
+	if err != nil {
+		return fail(reasonOf(err, ReasonRefreshedInvalid), err)
+	}
+	res.Refreshed = refreshed
+	if code, err := checkTime(timeClaims, prov.Expiration, now, opts.ClockSkew); err != nil {
 		return fail(code, err)
 	}
 
 	d := pol.EvaluateFrom(req.Principal, prov.Name, claims, clientIP(req.ClientAddr))
+	d, res.UserPolicy = userPolicyDecision(opts, pol, req.Principal, prov.Name, claims, d)
 	res.Explain = d.Explain
 	if !d.Allowed {
 		return fail(d.Reason, fmt.Errorf("policy denies %s as %s", identityOf(res), req.Principal))
@@ -329,6 +340,9 @@ func logDecision(l *slog.Logger, req Request, res Result) {
 	if res.Issuer != "" {
 		attrs = append(attrs, "token_verified", res.TokenVerified)
 	}
+	if res.Refreshed {
+		attrs = append(attrs, "refreshed", true)
+	}
 	if res.Keys.Source != "" {
 		attrs = append(attrs, "keys", res.Keys.Source)
 	}
@@ -341,6 +355,7 @@ func logDecision(l *slog.Logger, req Request, res Result) {
 	if req.ClientAddr != "" {
 		attrs = append(attrs, "client", clip(req.ClientAddr))
 	}
+	attrs = append(attrs, res.UserPolicy.logAttrs()...)
 	if len(res.Explain) > 0 {
 		attrs = append(attrs, "explain", res.Explain)
 	}

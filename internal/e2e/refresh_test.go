@@ -20,6 +20,7 @@ import (
 	"github.com/opkssh-team/opkssh/internal/sshagent/agenttest"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/internal/testop"
+	"github.com/opkssh-team/opkssh/provider"
 )
 
 // TestRefreshThroughMatchExec is the transparent refresh as a user meets it: yesterday's
@@ -102,6 +103,7 @@ func TestRefreshThroughMatchExec(t *testing.T) {
 type refreshUser struct {
 	home, key string
 	env       []string
+	path      string // PATH for ssh and so for the Match exec; "" means with the scripted browser
 }
 
 func newRefreshUser(t *testing.T, op *testop.Server) *refreshUser {
@@ -160,7 +162,11 @@ func (u *refreshUser) ssh(t *testing.T, e *sshdEnv, identity ...string) (string,
 		"-o", "UserKnownHostsFile="+e.srv.KnownHosts, "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
 		"-p", strconv.Itoa(e.srv.Port), "-l", userAllowed, "127.0.0.1", "id", "-un")
 	cmd := exec.CommandContext(ctx, "ssh", args...)
-	cmd.Env = append([]string{"PATH=" + browserDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, u.env...)
+	path := u.path
+	if path == "" {
+		path = browserDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	cmd.Env = append([]string{"PATH=" + path}, u.env...)
 	// On a timeout, stop the login that ssh started too, not only ssh.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -198,4 +204,144 @@ func agentIdentities(t *testing.T, sock string) []*agent.Key {
 		}
 	}
 	return keys
+}
+
+// TestSilentRefreshThroughMatchExec is the refresh token at work: yesterday's login has expired,
+// and plain ssh logs in again without any browser, because the Match exec block's "opkssh login
+// --if-needed" renews the certificate with the refresh token stored beside the key. Nothing could
+// log in interactively: ssh's PATH is an empty directory (no xdg-open, scripted or real) and the
+// test OP shows its login form, so any fallback to the browser would fail, after the 5s the
+// wrapper gives it. Then the OP revokes the refresh tokens: the renewal fails, the stale token
+// file is removed, and with no browser the login is refused.
+func TestSilentRefreshThroughMatchExec(t *testing.T) {
+	// Tokens live 48h so that a login made with the OP's clock 25h behind still verifies at the
+	// client; servers expire logins 24h after iat, so that login has expired for them.
+	op, err := testop.Start(testop.Options{
+		Users:         []testop.User{{Subject: "alice", Email: "alice@example.com", EmailVerified: true}},
+		TokenLifetime: 48 * time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { op.Close() })
+	e := startSSHD(t, op.Issuer())
+	rule := "rules:\n  - principals: [" + userAllowed + "]\n    provider: test\n    identities:\n      - email: alice@example.com\n"
+	if err := e.install.WritePolicy(policy(op.Issuer(), rule)); err != nil {
+		t.Fatal(err)
+	}
+	// The block runs opkssh through this wrapper, which only shortens the wait for a browser.
+	wrapper := filepath.Join(t.TempDir(), "opkssh")
+	writeFile(t, wrapper, "#!/bin/sh\nexec "+opksshBin+" \"$@\" --timeout 5s\n")
+	if err := os.Chmod(wrapper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noBrowser := t.TempDir()
+
+	sshArgs := func(u *refreshUser) []string {
+		return []string{"-i", u.key, "-o", "CertificateFile=" + sshcert.CertPath(u.key), "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"}
+	}
+	read := func(path string) []byte {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+
+	t.Run("renewed without a browser", func(t *testing.T) {
+		u := newLoggedInYesterday(t, op, wrapper, noBrowser)
+		key, cert := read(u.key), read(sshcert.CertPath(u.key))
+		token := read(provider.RefreshTokenPath(u.key))
+		refreshes, codes, authorizes := op.GrantRequests(testop.GrantTypeRefreshToken), op.GrantRequests("authorization_code"), op.Requests("/authorize")
+
+		out, errOut, err := u.ssh(t, e, sshArgs(u)...)
+		if err != nil || out != userAllowed+"\n" || errOut != "" {
+			t.Fatalf("ssh through the Match exec block: err=%v stdout=%q stderr=%q", err, out, errOut)
+		}
+		if got := op.GrantRequests(testop.GrantTypeRefreshToken) - refreshes; got != 1 {
+			t.Fatalf("%d refresh requests at the OP, want 1", got)
+		}
+		if op.GrantRequests("authorization_code") != codes || op.Requests("/authorize") != authorizes {
+			t.Fatal("an interactive login reached the OP")
+		}
+		if !bytes.Equal(read(u.key), key) {
+			t.Fatal("the private key changed")
+		}
+		if bytes.Equal(read(sshcert.CertPath(u.key)), cert) {
+			t.Fatal("the certificate was not renewed")
+		}
+		if bytes.Equal(read(provider.RefreshTokenPath(u.key)), token) {
+			t.Fatal("the refresh token file still holds the spent token")
+		}
+		if fi, _ := os.Stat(provider.RefreshTokenPath(u.key)); fi.Mode().Perm() != 0o600 {
+			t.Fatalf("refresh token file mode %#o", fi.Mode().Perm())
+		}
+		e.logHas(t, `"refreshed":true`)
+		if r := opkssh(t, u.env, "status"); r.code != 0 || !strings.HasPrefix(r.stdout, "Valid: alice@example.com") {
+			t.Fatalf("status after the refresh: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// Still valid: the next ssh neither refreshes nor logs in.
+		if out, errOut, err := u.ssh(t, e, sshArgs(u)...); err != nil || out != userAllowed+"\n" {
+			t.Fatalf("second ssh: err=%v stdout=%q stderr=%q", err, out, errOut)
+		}
+		if got := op.GrantRequests(testop.GrantTypeRefreshToken) - refreshes; got != 1 {
+			t.Fatalf("the second ssh refreshed again (%d refreshes)", got)
+		}
+	})
+
+	t.Run("revoked at the OP", func(t *testing.T) {
+		u := newLoggedInYesterday(t, op, wrapper, noBrowser)
+		if n := op.RevokeRefreshTokens("alice"); n == 0 {
+			t.Fatal("the OP had no refresh token to revoke")
+		}
+		refreshes := op.GrantRequests(testop.GrantTypeRefreshToken)
+		out, errOut, err := u.ssh(t, e, sshArgs(u)...)
+		if err == nil || out != "" || !strings.Contains(errOut, "Permission denied") {
+			t.Fatalf("ssh with a revoked refresh token and no browser was not refused: err=%v stdout=%q stderr=%q", err, out, errOut)
+		}
+		if !strings.Contains(errOut, "Could not renew the login without a browser: the OP no longer accepts the refresh token") {
+			t.Fatalf("ssh's stderr does not say why the renewal failed:\n%s", errOut)
+		}
+		if op.GrantRequests(testop.GrantTypeRefreshToken) != refreshes+1 {
+			t.Fatal("the refresh was not tried")
+		}
+		if _, err := os.Stat(provider.RefreshTokenPath(u.key)); !os.IsNotExist(err) {
+			t.Fatalf("the refused refresh token file is still there (%v)", err)
+		}
+		if r := opkssh(t, u.env, "status"); r.code != 3 {
+			t.Fatalf("status: exit %d, want 3 (expired)\n%s", r.code, r.stdout)
+		}
+	})
+}
+
+// newLoggedInYesterday logs a new workstation user in at op as alice with the OP's clock 25h
+// behind (so the certificate has expired and the refresh token is stored), and installs the
+// Match exec block running opkssh through wrapper. Its ssh runs with PATH=path.
+func newLoggedInYesterday(t *testing.T, op *testop.Server, wrapper, path string) *refreshUser {
+	t.Helper()
+	home := t.TempDir()
+	u := &refreshUser{home: home, key: filepath.Join(home, ".ssh", "id_ecdsa"), env: []string{"HOME=" + home, "SHELL=/bin/sh"}, path: path}
+	redirect, err := logintest.FreeRedirectURI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := opkssh(t, u.env, "provider", "add", "test", "--issuer", op.Issuer(), "--client-id", "opkssh", "--redirect-uri", redirect); r.code != 0 {
+		t.Fatalf("provider add: %s%s", r.stdout, r.stderr)
+	}
+	op.SetNow(func() time.Time { return time.Now().Add(-25 * time.Hour) })
+	r := opkssh(t, append(u.env, "FAKEBROWSER_USER=alice@example.com"), "login", "test", "--timeout", "30s")
+	op.SetNow(nil)
+	if r.code != 0 {
+		t.Fatalf("yesterday's login: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := opkssh(t, u.env, "status"); r.code != 3 {
+		t.Fatalf("status of yesterday's login: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := provider.LoadRefreshToken(provider.RefreshTokenPath(u.key)); err != nil {
+		t.Fatalf("no refresh token stored: %v", err)
+	}
+	if r := opkssh(t, u.env, "ssh-config", "--install", "--provider", "test", "--opkssh", wrapper); r.code != 0 {
+		t.Fatalf("ssh-config --install: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	return u
 }

@@ -41,12 +41,18 @@ func WriteKeyPair(keyPath string, key crypto.Signer, cert *ssh.Certificate, comm
 	}
 	// Certificate first: if we crash in between, the old key keeps a certificate that still
 	// carries the OpenPubkey extension, so the next login may replace both.
-	certLine := bytes.TrimRight(ssh.MarshalAuthorizedKey(cert), "\n")
-	certLine = append(certLine, []byte(" "+comment+"\n")...)
-	if err := writeAtomic(CertPath(keyPath), certLine, 0o644); err != nil {
+	if err := WriteCert(keyPath, cert, comment); err != nil {
 		return err
 	}
 	return writeAtomic(keyPath, pem.EncodeToMemory(block), 0o600)
+}
+
+// WriteCert replaces only the certificate (0644) of the private key at keyPath, atomically, as a
+// refresh does: the key stays as it is.
+func WriteCert(keyPath string, cert *ssh.Certificate, comment string) error {
+	certLine := bytes.TrimRight(ssh.MarshalAuthorizedKey(cert), "\n")
+	certLine = append(certLine, []byte(" "+comment+"\n")...)
+	return writeAtomic(CertPath(keyPath), certLine, 0o644)
 }
 
 // OwnedByOpkssh reports whether keyPath is free to be written: it does not exist, or the

@@ -36,16 +36,17 @@ type authRequest struct {
 
 // authCode is an issued authorization code and what it is bound to.
 type authCode struct {
-	clientID    string
-	redirectURI string
-	scope       string
-	nonce       string
-	challenge   string
-	subject     string
-	authTime    time.Time
-	expires     time.Time
-	used        bool
-	accessToken string // issued when redeemed; revoked if the code is replayed
+	clientID     string
+	redirectURI  string
+	scope        string
+	nonce        string
+	challenge    string
+	subject      string
+	authTime     time.Time
+	expires      time.Time
+	used         bool
+	accessToken  string // issued when redeemed; revoked if the code is replayed
+	refreshToken string // likewise, when the scope has offline_access
 }
 
 // authError is an error of the authorization endpoint. If redirect is

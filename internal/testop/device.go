@@ -236,12 +236,13 @@ func (s *Server) deviceToken(form map[string][]string, client Client) (*tokenRes
 	}
 	delete(s.device.grants, deviceCode) // a device code yields one token response
 	s.tokens[access] = &accessToken{subject: g.subject, expires: now.Add(s.lifetime)}
+	refresh := s.issueRefreshLocked(refreshGrant{clientID: client.ID, subject: g.subject, scope: g.scope, authTime: g.authTime}, now)
 	claims := s.idTokenClaims(s.users[i], &authCode{clientID: client.ID, nonce: g.nonce, authTime: g.authTime}, now, access)
 	idToken, err := s.keys[len(s.keys)-1].signClaims(claims)
 	if err != nil {
 		return nil, &tokenError{http.StatusInternalServerError, "server_error", err.Error()}
 	}
-	return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(s.lifetime / time.Second), IDToken: idToken, Scope: g.scope}, nil
+	return &tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(s.lifetime / time.Second), IDToken: idToken, RefreshToken: refresh, Scope: g.scope}, nil
 }
 
 // The verification page: enter the user code, a username and a password.

@@ -98,10 +98,10 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		ResponseTypesSupported:            []string{"code"},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{s.alg.String()},
-		ScopesSupported:                   []string{"openid", "email", "profile", "groups"},
+		ScopesSupported:                   []string{"openid", "email", "profile", "groups", ScopeOfflineAccess},
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
 		CodeChallengeMethodsSupported:     []string{"S256"},
-		GrantTypesSupported:               []string{"authorization_code", GrantTypeDeviceCode},
+		GrantTypesSupported:               []string{"authorization_code", GrantTypeRefreshToken, GrantTypeDeviceCode},
 		ClaimsSupported: []string{
 			"iss", "sub", "aud", "azp", "iat", "exp", "auth_time", "nonce", "at_hash",
 			"email", "email_verified", "name", "groups", "amr",

@@ -6,19 +6,21 @@
 // HTTP, through their ordinary OIDC libraries, exactly as they would reach a
 // production OP. It serves discovery, a JWKS with several keys, the
 // authorization code flow with PKCE (S256) for public and confidential
-// clients, signed ID tokens and userinfo. Nothing is mocked at the Go level,
+// clients, the device flow, rotating refresh tokens (for the offline_access
+// scope), signed ID tokens and userinfo. Nothing is mocked at the Go level,
 // so a client that works against testop has exercised its HTTP, caching and
 // verification code for real.
 //
 // Tests get a few hooks a production OP does not offer: a settable clock
 // (SetNow), key rotation on demand (RotateKeys), the signing key itself to
-// mint hostile tokens (SigningKey, SignIDToken), and per-path request counters
-// (Requests) to check caching.
+// mint hostile tokens (SigningKey, SignIDToken), per-path and per-grant
+// request counters (Requests, GrantRequests) to check caching and refreshes,
+// and revocation of a user's refresh tokens (RevokeRefreshTokens).
 //
 // What it deliberately lacks: TLS, login sessions (every /authorize asks
-// again, unless auto-approve is on), consent, refresh tokens and rate
-// limiting. Passwords are compared in clear. Start refuses to listen on
-// anything but a loopback address: testop must never be used in production.
+// again, unless auto-approve is on), consent and rate limiting. Passwords
+// are compared in clear. Start refuses to listen on anything but a loopback
+// address: testop must never be used in production.
 package testop
 
 import (
@@ -114,8 +116,10 @@ type Server struct {
 	keys        []*signingKey // oldest first; the last one signs
 	codes       map[string]*authCode
 	tokens      map[string]*accessToken
-	device      deviceState // device authorization grants (device.go)
+	device      deviceState              // device authorization grants (device.go)
+	refresh     map[string]*refreshGrant // by refresh token (refresh.go)
 	requests    map[string]int
+	grants      map[string]int // token requests by grant_type
 	closed      bool
 	inflight    int        // handlers running; Close waits for them
 	idle        *sync.Cond // on mu, signalled when inflight drops to 0
@@ -170,7 +174,9 @@ func newServer(opts Options) (*Server, error) {
 		clients:     make(map[string]Client),
 		codes:       make(map[string]*authCode),
 		tokens:      make(map[string]*accessToken),
+		refresh:     make(map[string]*refreshGrant),
 		requests:    make(map[string]int),
+		grants:      make(map[string]int),
 	}
 	s.idle = sync.NewCond(&s.mu)
 	switch {

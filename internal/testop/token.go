@@ -41,11 +41,12 @@ func invalidGrant(desc string) *tokenError {
 // tokenResponse is a successful token response (RFC 6749 section 5.1,
 // OpenID Connect Core section 3.1.3.3).
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	IDToken     string `json:"id_token"`
-	Scope       string `json:"scope,omitempty"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	IDToken      string `json:"id_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -62,7 +63,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// exchange redeems an authorization code (RFC 6749 section 4.1.3).
+// exchange redeems an authorization code (RFC 6749 section 4.1.3), or
+// hands the other grants to their handlers.
 func (s *Server) exchange(r *http.Request) (*tokenResponse, *tokenError) {
 	if err := r.ParseForm(); err != nil {
 		return nil, invalidRequest("request body does not parse: " + err.Error())
@@ -73,6 +75,9 @@ func (s *Server) exchange(r *http.Request) (*tokenResponse, *tokenError) {
 			return nil, invalidRequest("parameter " + name + " is repeated")
 		}
 	}
+	s.mu.Lock()
+	s.grants[form.Get("grant_type")]++
+	s.mu.Unlock()
 	client, terr := s.authenticateClient(r, form)
 	if terr != nil {
 		return nil, terr
@@ -81,8 +86,10 @@ func (s *Server) exchange(r *http.Request) (*tokenResponse, *tokenError) {
 	case "authorization_code":
 	case GrantTypeDeviceCode:
 		return s.deviceToken(form, client)
+	case GrantTypeRefreshToken:
+		return s.refreshToken(form, client)
 	default:
-		return nil, &tokenError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or " + GrantTypeDeviceCode + ", not " + gt}
+		return nil, &tokenError{http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code, " + GrantTypeRefreshToken + " or " + GrantTypeDeviceCode + ", not " + gt}
 	}
 	if form.Get("code") == "" {
 		return nil, invalidRequest("code is missing")
@@ -99,18 +106,20 @@ func (s *Server) exchange(r *http.Request) (*tokenResponse, *tokenError) {
 		return nil, &tokenError{http.StatusInternalServerError, "server_error", err.Error()}
 	}
 	return &tokenResponse{
-		AccessToken: access,
-		TokenType:   "Bearer",
-		ExpiresIn:   int64(s.lifetime / time.Second),
-		IDToken:     idToken,
-		Scope:       code.scope,
+		AccessToken:  access,
+		TokenType:    "Bearer",
+		ExpiresIn:    int64(s.lifetime / time.Second),
+		IDToken:      idToken,
+		RefreshToken: code.refreshToken,
+		Scope:        code.scope,
 	}, nil
 }
 
 // redeem checks the code against everything it is bound to and, if all
-// holds, records access as its access token. A code is burnt by its first
-// presentation, successful or not; replaying it revokes the access token it
-// produced (RFC 6749 section 4.1.2).
+// holds, records access as its access token and issues a refresh token when
+// the scope asks for one. A code is burnt by its first presentation,
+// successful or not; replaying it revokes the tokens it produced (RFC 6749
+// section 4.1.2).
 func (s *Server) redeem(form url.Values, client Client, access string) (*authCode, User, time.Time, *tokenError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -121,6 +130,7 @@ func (s *Server) redeem(form url.Values, client Client, access string) (*authCod
 		return nil, User{}, now, invalidGrant("unknown authorization code")
 	case code.used:
 		delete(s.tokens, code.accessToken)
+		s.revokeRefreshLocked(code.refreshToken)
 		return nil, User{}, now, invalidGrant("authorization code was already used")
 	}
 	code.used = true
@@ -141,6 +151,7 @@ func (s *Server) redeem(form url.Values, client Client, access string) (*authCod
 	}
 	code.accessToken = access
 	s.tokens[access] = &accessToken{subject: code.subject, expires: now.Add(s.lifetime)}
+	code.refreshToken = s.issueRefreshLocked(refreshGrant{clientID: client.ID, subject: code.subject, scope: code.scope, authTime: code.authTime}, now)
 	return code, s.users[i], now, nil
 }
 
