@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/opkssh-team/opkssh/commands.Version=$(VERSION)
 
-.PHONY: all build demo test vet fuzz bench clean
+.PHONY: all build demo test vet cross fuzz bench clean
 
 all: build
 
@@ -22,9 +22,14 @@ demo:
 	$(GO) run ./examples/demo
 
 # Everything CI runs: vet, formatting, unit + CLI script + end-to-end tests, short fuzz runs.
-test: vet
+test: vet cross
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=5s
+
+# Workstations run opkssh login on macOS and the BSDs too: keep them building.
+cross:
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/opkssh
+	GOOS=freebsd GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/opkssh
 
 vet:
 	$(GO) vet ./...

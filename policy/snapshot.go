@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 )
 
 // LoadForPrincipal returns what a decision about principal needs from the policy: every provider,
@@ -63,11 +62,11 @@ func sourceKey(opts LoadOptions, trusted []int) (string, error) {
 		if err := checkTrusted(fi, path, trusted, isDir); err != nil {
 			return err
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
+		id, ok := fileIdentity(fi)
 		if !ok {
-			return errors.New("no stat data")
+			return errors.New("no inode and change time on this system: no snapshot")
 		}
-		fmt.Fprintf(h, "%s %d %d %d.%d %d.%d\n", path, fi.Size(), st.Ino, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+		fmt.Fprintf(h, "%s %d %s\n", path, fi.Size(), id)
 		return nil
 	}
 	if err := add(filepath.Dir(opts.Path), true); err != nil {
