@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opkssh-team/opkssh/internal/certstatus"
+	"github.com/opkssh-team/opkssh/internal/filelock"
 	"github.com/opkssh-team/opkssh/internal/sshagent"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/provider"
@@ -30,7 +31,7 @@ type loginFlags struct {
 	issuer, clientID, clientSecret, scopes string
 	keyType, keyFile                       string
 	lifetime, timeout                      time.Duration
-	noBrowser                              bool
+	noBrowser, paste, noQR                 bool
 	redirectURIs                           []string
 	ifNeeded, quiet, device                bool
 	agent, agentOnly                       bool
@@ -66,6 +67,8 @@ it (ssh would offer them too, and each expired one uses up one of the server's M
 --agent-only puts them only in the agent and writes no file at all, neither key nor certificate:
 the key is gone when the agent stops, and --if-needed then checks the agent instead of the files.
 Files an earlier login wrote are left as they are ("opkssh logout" removes them).
+"agent: true" in the configuration file (top level, or for one provider) makes --agent the
+default; --agent=false overrides it for one login.
 
 Refresh tokens: where the OP offers them (offline_access in its discovery document), login asks for
 one and keeps it beside the key in PATH.refresh (mode 0600). --if-needed then renews an expiring
@@ -73,6 +76,17 @@ certificate with it, without a browser: the key stays, the OP's refreshed ID tok
 PK token and the certificate re-issued. If the OP refuses the token (revoked, expired, the session
 ended) the file is removed and the browser login follows. --no-refresh-token (or
 no_refresh_token: true in the configuration file) neither asks for, stores nor uses one.
+
+--if-needed takes turns with other "login --if-needed" of the same key (ssh may start several at
+once through "opkssh ssh-config"): it locks PATH.lock, then looks at the certificate again, so only
+the first refreshes or logs in and the others find the certificate valid.
+
+On a remote machine without a browser: --device (which also shows a QR code of the URL when
+stderr is a terminal wide enough; --no-qr hides it); or "ssh -L 3000:localhost:3000 HOST" and
+--no-browser, opening the printed localhost URL on your own machine; or --no-browser alone, opening
+the second printed URL (the OP's) in any browser and pasting here the address of the page that does
+not load at the end (http://localhost:3000/login-callback?…). Pasted lines are read from stdin when
+it is a terminal, or always with --paste; an address of another login is refused.
 
 The OP must allow the redirect URI http://localhost:3000/login-callback (or :10001 or :11110; the
 first free port is used). Issuers must be https, except http on loopback for test OPs.`,
@@ -83,6 +97,7 @@ first free port is used). Issuers must be https, except http on loopback for tes
   opkssh login --issuer https://sso.example.com/realms/main --client-id opkssh --key-type ed25519
   opkssh login --issuer http://127.0.0.1:8888 --client-id opkssh --no-browser --key-file ./demo_key
   opkssh login corp --device   # on a machine without a browser: enter the code shown on another device
+  opkssh login corp --no-browser   # open the printed URL anywhere; paste the address the browser ends on
   opkssh login corp --agent    # also load the key and certificate into the running ssh-agent
   opkssh login corp --agent-only   # only into the agent: no key on disk`,
 		Args: cobra.MaximumNArgs(1),
@@ -98,21 +113,27 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.DurationVar(&f.lifetime, "lifetime", 24*time.Hour, "certificate validity from the token's issue time (servers apply their own limit)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the browser or device login")
 	fl.BoolVar(&f.noBrowser, "no-browser", false, "print the login URL instead of opening a browser")
+	fl.BoolVar(&f.paste, "paste", false, "also read the address the browser login ended on from stdin (the default with --no-browser when stdin is a terminal)")
 	fl.BoolVar(&f.device, "device", false, "device-code login: enter a code shown here on any device's browser (for machines without one)")
+	fl.BoolVar(&f.noQR, "no-qr", false, "with --device: show no QR code of the verification URL (shown when stderr is a terminal wide enough)")
 	fl.StringSliceVar(&f.redirectURIs, "redirect-uri", provider.DefaultRedirectURIs, "loopback redirect URIs to try in order")
 	fl.BoolVar(&f.ifNeeded, "if-needed", false, "do nothing if the certificate remains valid for longer than --min-remaining (see \"opkssh status\")")
 	fl.DurationVar(&f.minRemaining, "min-remaining", 5*time.Minute, "with --if-needed: how long the certificate must remain valid")
 	fl.BoolVar(&f.quiet, "quiet", false, "print nothing unless a login is needed (for ssh's Match exec)")
-	fl.BoolVar(&f.agent, "agent", false, "also add the key and certificate to the ssh-agent at $SSH_AUTH_SOCK, replacing earlier opkssh identities")
+	fl.BoolVar(&f.agent, "agent", false, "also add the key and certificate to the ssh-agent at $SSH_AUTH_SOCK, replacing earlier opkssh identities (default: the configuration file's agent setting)")
 	fl.BoolVar(&f.agentOnly, "agent-only", false, "add the key and certificate to the ssh-agent and write no file")
 	fl.BoolVar(&f.noRefreshToken, "no-refresh-token", false, "do not ask the OP for a refresh token, nor store or use one (see above)")
 	return cmd
 }
 
 func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
-	cfg, _, err := loginConfig(cmd, f, args, os.Getenv)
+	cfg, agentDefault, err := loginConfig(cmd, f, args, os.Getenv)
 	if err != nil {
 		return err
+	}
+	agentFromFile := !cmd.Flags().Changed("agent") && agentDefault
+	if agentFromFile {
+		f.agent = true
 	}
 	var keyPath string // stays empty with --agent-only: nothing is written
 	if f.agentOnly {
@@ -131,10 +152,16 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if f.agent {
 		// Before the browser: a login whose key cannot be stored is wasted.
 		conn, err := dialAgent(sock)
+		if err != nil && agentFromFile {
+			return fmt.Errorf("%w (the configuration file says agent: true; pass --agent=false to log in without the agent)", err)
+		}
 		if err != nil {
 			return err
 		}
 		conn.Close()
+	}
+	if f.paste && f.device {
+		return errors.New("--paste is for the browser login; --device needs nothing pasted")
 	}
 	if f.lifetime <= 0 {
 		return fmt.Errorf("--lifetime %s must be positive", f.lifetime)
@@ -142,6 +169,18 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if f.ifNeeded {
 		if done, err := stillLoggedIn(out, f, cfg.Issuer, keyPath, sock); done || err != nil {
 			return err
+		}
+		if keyPath != "" {
+			// ssh starts one opkssh per connection: let one log in (or refresh), the others wait
+			// and then find the certificate valid.
+			unlock, err := lockLogin(cmd.ErrOrStderr(), keyPath)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			if done, err := stillLoggedIn(out, f, cfg.Issuer, keyPath, sock); done || err != nil {
+				return err
+			}
 		}
 		if keyPath != "" && !cfg.NoRefreshToken {
 			if done, err := refreshLogin(cmd, out, f, cfg, keyPath, sock); done || err != nil {
@@ -173,11 +212,17 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	opts := provider.LoginOptions{Signer: signer, Alg: alg, Status: cmd.ErrOrStderr()}
 	var res *provider.LoginResult
 	if f.device {
+		if !f.noQR {
+			opts.QRWidth = terminalWidth(cmd.ErrOrStderr())
+		}
 		res, err = provider.DeviceLogin(ctx, cfg, opts)
 	} else {
 		if !f.noBrowser {
 			browser.Stdout, browser.Stderr = cmd.ErrOrStderr(), cmd.ErrOrStderr()
 			opts.OpenBrowser = browser.OpenURL
+		}
+		if f.paste || f.noBrowser && isTerminal(cmd.InOrStdin()) {
+			opts.Paste = cmd.InOrStdin()
 		}
 		res, err = provider.Login(ctx, cfg, opts)
 	}
@@ -254,13 +299,31 @@ func stillLoggedIn(out io.Writer, f loginFlags, issuer, keyPath, sock string) (b
 	return true, nil
 }
 
+// lockLogin waits until no other "login --if-needed" of the key at keyPath is running, saying so on
+// errOut if it has to, and returns the function that lets the next one go. The lock is
+// keyPath.lock, which stays beside the key (empty); the key itself cannot be the lock: a login
+// replaces it.
+func lockLogin(errOut io.Writer, keyPath string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return nil, err
+	}
+	path := keyPath + ".lock"
+	unlock, err := filelock.Lock(path, func() {
+		fmt.Fprintf(errOut, "Another opkssh login of %s is running; waiting for it to finish (Ctrl-C to cancel)...\n", keyPath)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return unlock, nil
+}
+
 // loginConfig picks the OP to log in with: the provider named by the argument, OPKSSH_PROVIDER or
 // the configuration file's default (unless an issuer is given directly), then the OPKSSH_*
-// variables, then the flags the user set.
-func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(string) string) (provider.Config, *provider.ConfigFile, error) {
+// variables, then the flags the user set. It also returns the file's default for --agent.
+func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(string) string) (cfg provider.Config, agent bool, err error) {
 	file, err := loadClientConfig(getenv)
 	if err != nil {
-		return provider.Config{}, nil, err
+		return provider.Config{}, false, err
 	}
 	env := provider.EnvOverrides(getenv)
 	name := getenv(provider.EnvProvider)
@@ -271,10 +334,9 @@ func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(st
 	if name == "" && !directIssuer {
 		name = file.Default
 	}
-	var cfg provider.Config
 	if name != "" {
 		if cfg, err = file.Provider(name); err != nil {
-			return provider.Config{}, nil, err
+			return provider.Config{}, false, err
 		}
 	}
 	flags := provider.Overrides{Issuer: strings.TrimSpace(f.issuer), ClientID: f.clientID, ClientSecret: f.clientSecret, NoRefreshToken: f.noRefreshToken}
@@ -287,7 +349,7 @@ func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(st
 	if cmd.Flags().Changed("redirect-uri") {
 		flags.RedirectURIs = f.redirectURIs
 	}
-	return cfg.With(env).With(flags).WithDefaults(), file, nil
+	return cfg.With(env).With(flags).WithDefaults(), file.AgentDefault(name), nil
 }
 
 // loadClientConfig reads the user's configuration file; a missing file is an empty configuration.

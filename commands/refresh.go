@@ -48,10 +48,11 @@ func keepRefreshToken(cmd *cobra.Command, out io.Writer, cfg provider.Config, ke
 }
 
 // refreshLogin is the second step of --if-needed: renew the expiring certificate of the key at
-// keyPath with the refresh token stored beside it, if there is one for the OP asked for. It
-// reports whether the login is now valid. When the refresh fails it says why on stderr, removes a
-// refresh token the OP will not take again, and returns false: the caller goes on with the
-// browser or device login.
+// keyPath with the refresh token stored beside it, if there is one for the OP asked for. The
+// caller holds the key's login lock (lockLogin): a second refresh with the same token would be
+// taken as a replay by OPs that rotate refresh tokens. It reports whether the login is now valid.
+// When the refresh fails it says why on stderr, removes a refresh token the OP will not take
+// again, and returns false: the caller goes on with the browser or device login.
 func refreshLogin(cmd *cobra.Command, out io.Writer, f loginFlags, cfg provider.Config, keyPath, sock string) (bool, error) {
 	rtPath := provider.RefreshTokenPath(keyPath)
 	if _, err := os.Lstat(rtPath); errors.Is(err, fs.ErrNotExist) {
@@ -61,16 +62,6 @@ func refreshLogin(cmd *cobra.Command, out io.Writer, f loginFlags, cfg provider.
 	fail := func(err error) (bool, error) {
 		fmt.Fprintf(errOut, "Could not renew the login without a browser: %v\n", err)
 		return false, nil
-	}
-	// ssh runs one opkssh per connection: let one renew, the others then find it done. A second
-	// refresh with the same token would be taken as a replay by OPs that rotate refresh tokens.
-	unlock, err := lockFile(keyPath)
-	if err != nil {
-		return fail(err)
-	}
-	defer unlock()
-	if done, err := stillLoggedIn(out, f, cfg.Issuer, keyPath, sock); done || err != nil {
-		return done, err
 	}
 	st, err := certstatus.OfFile(sshcert.CertPath(keyPath), time.Now(), f.minRemaining)
 	if err != nil || st.State == certstatus.Missing {
@@ -172,18 +163,4 @@ func readLogin(keyPath string) (crypto.Signer, *ssh.Certificate, *pktoken.PKToke
 		return nil, nil, nil, fmt.Errorf("%s is not the key of %s", keyPath, sshcert.CertPath(keyPath))
 	}
 	return key, cert, pkt, nil
-}
-
-// lockFile takes an exclusive flock on the existing file at path (the private key, which a
-// refresh does not replace) and returns the function that releases it.
-func lockFile(path string) (func(), error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }

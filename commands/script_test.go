@@ -40,6 +40,9 @@ package commands_test
 //	                       login, waiting up to 10s for one to appear ("opkssh login --device &")
 //	sshagent               start a real ssh-agent on $WORK/agent.sock and set SSH_AUTH_SOCK; it is
 //	                       stopped (by its PID) when the script ends
+//	oprequests PATH N      check that the test OP has served N requests to PATH (e.g. /authorize)
+//	lock FILE / unlock FILE  take (and release) the lock file FILE as opkssh does (internal/filelock),
+//	                       to hold logins back; "lock" fails if another holds it
 //
 // and the condition [root]: policy files must be owned by root, so scripts that
 // verify need to run as root (as they do in CI).
@@ -62,6 +65,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/opkssh-team/opkssh/commands"
+	"github.com/opkssh-team/opkssh/internal/filelock"
 	"github.com/opkssh-team/opkssh/internal/logintest"
 	"github.com/opkssh-team/opkssh/internal/sshagent/agenttest"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
@@ -141,6 +145,9 @@ func TestScripts(t *testing.T) {
 			"exits":       cmdExits,
 			"device":      cmdDevice,
 			"sshagent":    cmdSSHAgent,
+			"oprequests":  cmdOPRequests,
+			"lock":        cmdLock,
+			"unlock":      cmdUnlock,
 		},
 	})
 }
@@ -157,6 +164,13 @@ func setupScript(env *testscript.Env) error {
 	}
 	env.Defer(func() { op.Close() })
 	env.Values[opKey{}] = op
+	held := map[string]func(){}
+	env.Values[lockKey{}] = held
+	env.Defer(func() {
+		for _, unlock := range held {
+			unlock()
+		}
+	})
 	redirect, err := logintest.FreeRedirectURI()
 	if err != nil {
 		return err
@@ -321,4 +335,47 @@ func cmdSSHAgent(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Defer(stop)
 	ts.Setenv("SSH_AUTH_SOCK", sock)
+}
+
+// cmdOPRequests checks how many requests the test OP has served on a path.
+func cmdOPRequests(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: oprequests PATH N")
+	}
+	want, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("oprequests: bad count %q", args[1])
+	}
+	if got := ts.Value(opKey{}).(*testop.Server).Requests(args[0]); got != want {
+		ts.Fatalf("the test OP served %d requests to %s, want %d", got, args[0], want)
+	}
+}
+
+// lockKey is the key of the script's held locks (map[string]func(), by absolute path) in Env.Values.
+type lockKey struct{}
+
+// cmdLock takes a lock file like opkssh does, until "unlock FILE" or the end of the script.
+func cmdLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: lock FILE")
+	}
+	path := ts.MkAbs(args[0])
+	unlock, err := filelock.Lock(path, func() { ts.Fatalf("lock: %s is held by another", path) })
+	ts.Check(err)
+	ts.Value(lockKey{}).(map[string]func())[path] = unlock
+}
+
+// cmdUnlock releases a lock taken with "lock FILE".
+func cmdUnlock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: unlock FILE")
+	}
+	path := ts.MkAbs(args[0])
+	held := ts.Value(lockKey{}).(map[string]func())
+	unlock, ok := held[path]
+	if !ok {
+		ts.Fatalf("unlock: %s is not locked", path)
+	}
+	unlock()
+	delete(held, path)
 }

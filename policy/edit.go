@@ -11,6 +11,8 @@ import (
 	"slices"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/opkssh-team/opkssh/internal/filelock"
 )
 
 // AddResult says what Add did.
@@ -42,7 +44,7 @@ func Add(path, principal string, id Identity, providerName string) (AddResult, e
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return AddResult{}, fmt.Errorf("policy file %s does not exist: create it with a providers section first (see examples/policies.yaml), or pass --policy", path)
 	}
-	unlock, err := lockFile(path + ".lock")
+	unlock, err := filelock.Lock(path+".lock", nil)
 	if err != nil {
 		return AddResult{}, fmt.Errorf("locking %s: %w", path, err)
 	}

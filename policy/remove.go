@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/opkssh-team/opkssh/internal/filelock"
 )
 
 // Errors of Remove that leave the file unchanged; test with errors.Is.
@@ -60,7 +62,7 @@ func Remove(path, principal string, id Identity, providerName string) (RemoveRes
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return RemoveResult{}, fmt.Errorf("policy file %s does not exist; pass the policy file with --policy", path)
 	}
-	unlock, err := lockFile(path + ".lock")
+	unlock, err := filelock.Lock(path+".lock", nil)
 	if err != nil {
 		return RemoveResult{}, fmt.Errorf("locking %s: %w", path, err)
 	}

@@ -31,24 +31,3 @@ func chownLike(f *os.File, fi fs.FileInfo) error {
 	}
 	return err
 }
-
-// lockFile takes an exclusive flock on path, creating it if needed, and
-// returns the function that releases it. flock locks belong to the open
-// file description, so two opens exclude each other even in one process.
-func lockFile(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { f.Close() }, nil
-}

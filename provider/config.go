@@ -19,6 +19,7 @@ import (
 // (or plain "opkssh login", with a default) replaces a line of flags:
 //
 //	default: corp
+//	agent: true                  # login --agent by default (a provider may say agent: false)
 //	providers:
 //	  corp:
 //	    preset: generic          # google, microsoft, gitlab or generic (the default)
@@ -43,7 +44,10 @@ const (
 
 // ConfigFile is the parsed client configuration file.
 type ConfigFile struct {
-	Default   string           `yaml:"default,omitempty"`
+	Default string `yaml:"default,omitempty"`
+	// Agent makes "opkssh login" add the login to the ssh-agent, as --agent does, for every
+	// provider that does not say otherwise.
+	Agent     bool             `yaml:"agent,omitempty"`
 	Providers map[string]Entry `yaml:"providers,omitempty"`
 
 	Path string `yaml:"-"` // where it was read from
@@ -60,6 +64,8 @@ type Entry struct {
 	RedirectURIs []string `yaml:"redirect_uris,omitempty"`
 	// NoRefreshToken: never ask this OP for a refresh token, nor store or use one.
 	NoRefreshToken bool `yaml:"no_refresh_token,omitempty"`
+	// Agent, if set, is this provider's default for --agent, over the file's top-level one.
+	Agent *bool `yaml:"agent,omitempty"`
 }
 
 // ErrNoSuchProvider is returned for a provider name the configuration file does not define.
@@ -120,8 +126,8 @@ func yamlError(path string, err error) error {
 	}
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {
-		m = strings.Replace(m, "not found in type provider.Entry", "is not a provider setting (issuer, client_id, client_secret, scopes, redirect_uris, preset, tenant, no_refresh_token)", 1)
-		m = strings.Replace(m, "not found in type provider.ConfigFile", "is not a top-level setting (default, providers)", 1)
+		m = strings.Replace(m, "not found in type provider.Entry", "is not a provider setting (issuer, client_id, client_secret, scopes, redirect_uris, preset, tenant, no_refresh_token, agent)", 1)
+		m = strings.Replace(m, "not found in type provider.ConfigFile", "is not a top-level setting (default, agent, providers)", 1)
 		msgs[i] = path + ": " + m
 	}
 	return errors.New(strings.Join(msgs, "; "))
@@ -152,6 +158,16 @@ func (f *ConfigFile) Provider(name string) (Config, error) {
 		return Config{}, fmt.Errorf("provider %q in %s: %w", name, f.Path, err)
 	}
 	return cfg, nil
+}
+
+// AgentDefault says whether logins with the named provider ("" for an OP given by flags or the
+// environment) go to the ssh-agent when no --agent flag says: the provider's agent setting, else
+// the file's.
+func (f *ConfigFile) AgentDefault(name string) bool {
+	if e, ok := f.Providers[name]; ok && e.Agent != nil {
+		return *e.Agent
+	}
+	return f.Agent
 }
 
 // Config resolves the entry's preset and explicit fields into a login configuration. It does not

@@ -153,3 +153,30 @@ func TestAddProviderKeepsComments(t *testing.T) {
 		t.Fatal("a refused add changed the file")
 	}
 }
+
+func TestAgentDefault(t *testing.T) {
+	f, err := ParseConfig("c.yaml", []byte(`agent: true
+providers:
+  corp: {issuer: https://sso.example.com, client_id: x}
+  lab: {issuer: https://lab.example.com, client_id: x, agent: false}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"corp": true, "lab": false, "": true, "nosuch": true} {
+		if got := f.AgentDefault(name); got != want {
+			t.Errorf("AgentDefault(%q) = %v, want %v", name, got, want)
+		}
+	}
+	f, err = ParseConfig("c.yaml", []byte("providers:\n  corp: {issuer: https://sso.example.com, client_id: x, agent: true}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.AgentDefault("corp") || f.AgentDefault("") {
+		t.Errorf("provider-only agent: corp %v, none %v; want true, false", f.AgentDefault("corp"), f.AgentDefault(""))
+	}
+	_, err = ParseConfig("c.yaml", []byte("agent: yes please\n"))
+	if err == nil || !strings.Contains(err.Error(), "c.yaml: line 1") {
+		t.Errorf("agent: yes please: %v", err)
+	}
+}

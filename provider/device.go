@@ -1,12 +1,16 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/opkssh-team/opkssh/internal/qrterm"
 )
 
 // The device-code login (RFC 8628) is for machines without a browser: the OP hands out a short
@@ -51,6 +55,7 @@ func DeviceLogin(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResu
 	if da.VerificationURIComplete != "" {
 		fmt.Fprintf(status, "(or open %s, which fills in the code)\n", da.VerificationURIComplete)
 	}
+	printQR(status, opts.QRWidth, cmp.Or(da.VerificationURIComplete, da.VerificationURI))
 	fmt.Fprintln(status, "Waiting for the login to be approved (Ctrl-C to cancel)...")
 
 	tok, err := oc.DeviceAccessToken(octx, da)
@@ -62,6 +67,18 @@ func DeviceLogin(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResu
 		return nil, res.err
 	}
 	return assemble(cic, opts, res)
+}
+
+// printQR shows url as a QR code for a phone to scan, if it fits in width columns.
+func printQR(status io.Writer, width int, url string) {
+	if width <= 0 {
+		return
+	}
+	code, err := qrterm.Render(url)
+	if err != nil || code.Width > width {
+		return
+	}
+	fmt.Fprintf(status, "or scan this with a phone:\n%s", code)
 }
 
 // deviceError explains why polling ended without a token.

@@ -36,6 +36,13 @@ type LoginOptions struct {
 	OpenBrowser func(url string) error
 	Status      io.Writer    // progress for the person waiting; io.Discard if nil
 	HTTPClient  *http.Client // for discovery and the token request; one with DefaultHTTPTimeout if nil
+	// Paste, if set, is read line by line for the address the browser login ended on, for a
+	// browser on another machine that cannot reach our loopback listener (see paste.go). The
+	// device login does not use it.
+	Paste io.Reader
+	// QRWidth is how many terminal columns Status has for a QR code of the device login's
+	// verification URL; 0 (or too few for the code) prints none. The browser login does not use it.
+	QRWidth int
 }
 
 // LoginResult is what a successful login produced.
@@ -116,6 +123,12 @@ func Login(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResult, er
 		fmt.Fprintf(status, "If no browser window appeared, open this URL yourself:\n  %s\n", loginURL)
 	} else {
 		fmt.Fprintf(status, "Open this URL in a browser on this machine to log in at %s:\n  %s\n", cfg.Issuer, loginURL)
+	}
+	if opts.Paste != nil {
+		pctx, stopPaste := context.WithCancel(ctx)
+		defer stopPaste()
+		fmt.Fprintf(status, "or this one in a browser on any machine:\n  %s\n%s\n", flow.authURL(), pasteHint)
+		go flow.readPasted(pctx, opts.Paste, cb, status)
 	}
 	fmt.Fprintln(status, "Waiting for the login to finish (Ctrl-C to cancel)...")
 
@@ -311,37 +324,56 @@ type browserFlow struct {
 }
 
 func (f *browserFlow) serveLogin(w http.ResponseWriter, r *http.Request) {
-	authURL := f.oauth.AuthCodeURL(f.state, oidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.pkce))
-	http.Redirect(w, r, authURL, http.StatusFound)
+	http.Redirect(w, r, f.authURL(), http.StatusFound)
+}
+
+// authURL is the OP's authorization request of this flow.
+func (f *browserFlow) authURL() string {
+	return f.oauth.AuthCodeURL(f.state, oidc.Nonce(f.nonce), oauth2.S256ChallengeOption(f.pkce))
 }
 
 func (f *browserFlow) serveCallback(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if q.Get("state") != f.state {
+	switch err := f.handleResponse(r.URL.Query()); {
+	case errors.Is(err, errStaleState):
 		// Not our flow (a stale tab, or someone else's request): ignore it and keep waiting.
 		page(w, http.StatusBadRequest, "This login link is stale", "Start the login again from your terminal.")
-		return
+	case errors.Is(err, errOPRefused):
+		page(w, http.StatusForbidden, "Login failed", err.Error())
+	case err != nil:
+		page(w, http.StatusBadGateway, "Login failed", err.Error())
+	default:
+		page(w, http.StatusOK, "You are logged in", "opkssh received your login. You may close this window and return to the terminal.")
+	}
+}
+
+// errStaleState means an authorization response carried another flow's state: it is ignored.
+var errStaleState = errors.New("this address belongs to another login (its state does not match)")
+
+// errOPRefused wraps an error response (error=…) from the OP.
+var errOPRefused = errors.New("the OP refused the login")
+
+// handleResponse takes the OP's authorization response (the redirect URI's query), whether the
+// browser brought it to the loopback listener or the user pasted it. Unless its state is not
+// ours, it finishes the flow with the ID token or the error, which it also returns.
+func (f *browserFlow) handleResponse(q url.Values) error {
+	if q.Get("state") != f.state {
+		return errStaleState
 	}
 	if e := q.Get("error"); e != "" {
-		err := fmt.Errorf("the OP refused the login: %s", e)
+		err := fmt.Errorf("%w: %s", errOPRefused, e)
 		if d := q.Get("error_description"); d != "" {
-			err = fmt.Errorf("the OP refused the login: %s: %s", e, d)
+			err = fmt.Errorf("%w: %s: %s", errOPRefused, e, d)
 		}
 		err = offlineHint(err, f.offline)
 		f.finish(flowResult{err: err})
-		page(w, http.StatusForbidden, "Login failed", err.Error())
-		return
+		return err
 	}
-	res := f.exchange(r.Context(), q.Get("code"))
+	res := f.exchange(q.Get("code"))
 	f.finish(res)
-	if res.err != nil {
-		page(w, http.StatusBadGateway, "Login failed", res.err.Error())
-		return
-	}
-	page(w, http.StatusOK, "You are logged in", "opkssh received your login. You may close this window and return to the terminal.")
+	return res.err
 }
 
-func (f *browserFlow) exchange(ctx context.Context, code string) flowResult {
+func (f *browserFlow) exchange(code string) flowResult {
 	if code == "" {
 		return flowResult{err: errors.New("the OP redirected back without an authorization code")}
 	}

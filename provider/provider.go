@@ -1,7 +1,8 @@
 // Package provider knows how to talk to an OpenID Provider from the workstation: which issuer and
 // client to use (presets and the client configuration file, config.go), and how to run the
-// browser login (login.go) or the device-code login (device.go) that yields a PK token, and how to
-// renew that login with a refresh token (refresh.go).
+// browser login (login.go, with a pasted redirect address for a browser elsewhere: paste.go) or the
+// device-code login (device.go) that yields a PK token, and how to renew that login with a refresh
+// token (refresh.go).
 //
 // The login is an OAuth 2.0 authorization-code flow with PKCE (S256) on a loopback redirect URI,
 // done with golang.org/x/oauth2 and github.com/coreos/go-oidc. The OpenPubkey part is the nonce:

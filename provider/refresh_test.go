@@ -125,8 +125,8 @@ func TestRefreshTokenFile(t *testing.T) {
 	}
 }
 
-// loginAt logs alice in at op through the browser login and returns the result.
-func loginAt(t *testing.T, op *testop.Server, cfg Config) *LoginResult {
+// freeRedirect returns a loopback redirect URI on a port that was free a moment ago.
+func freeRedirect(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -134,8 +134,14 @@ func loginAt(t *testing.T, op *testop.Server, cfg Config) *LoginResult {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
+	return "http://127.0.0.1:" + strconv.Itoa(port) + "/login-callback"
+}
+
+// loginAt logs alice in at op through the browser login and returns the result.
+func loginAt(t *testing.T, op *testop.Server, cfg Config) *LoginResult {
+	t.Helper()
 	cfg.Issuer, cfg.ClientID = op.Issuer(), "opkssh"
-	cfg.RedirectURIs = []string{"http://127.0.0.1:" + strconv.Itoa(port) + "/login-callback"}
+	cfg.RedirectURIs = []string{freeRedirect(t)}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -1,0 +1,10 @@
+//go:build !unix
+
+package filelock
+
+import "errors"
+
+// Lock fails: this system has no flock.
+func Lock(string, func()) (func(), error) {
+	return nil, errors.New("locking a file needs flock, which this system lacks")
+}
