@@ -41,7 +41,7 @@ func addToAgent(out io.Writer, sock string, key crypto.PrivateKey, cert *ssh.Cer
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Added %s to the ssh-agent for %s (until the certificate expires).\n", comment, roughly(lifetime))
+	fmt.Fprintf(out, "Added %s to the ssh-agent for %s (until the certificate expires).\n", comment, shortDuration(lifetime))
 	printRemovedFromAgent(out, removed)
 	return nil
 }
@@ -74,7 +74,7 @@ func loadIntoAgent(out io.Writer, sock, keyPath string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Added %s%s from %s to the ssh-agent for %s.\n", sshagent.CommentPrefix, st.Identity, keyPath, roughly(st.Remaining))
+	fmt.Fprintf(out, "Added %s%s from %s to the ssh-agent for %s.\n", sshagent.CommentPrefix, st.Identity, keyPath, shortDuration(st.Remaining))
 	printRemovedFromAgent(out, removed)
 	return nil
 }
@@ -111,10 +111,3 @@ func printRemovedFromAgent(out io.Writer, removed []sshagent.Identity) {
 	}
 }
 
-// roughly rounds a lifetime for people: to the minute, or to the second below a minute.
-func roughly(d time.Duration) time.Duration {
-	if d < time.Minute {
-		return d.Truncate(time.Second)
-	}
-	return d.Round(time.Minute)
-}

@@ -131,19 +131,3 @@ func printDescription(w io.Writer, path string, d sshcert.Description, now time.
 		fmt.Fprintf(w, "  ID token exp: %s (servers may allow longer, e.g. 24h from issue)\n", t.Expires.Local().Format(layout))
 	}
 }
-
-// shortDuration prints a duration to the minute without zero units: 24h, 1h30m, 5m.
-func shortDuration(d time.Duration) string {
-	d = d.Round(time.Minute)
-	if d < time.Minute {
-		return "less than a minute"
-	}
-	h, m := int(d.Hours()), int(d.Minutes())%60
-	switch {
-	case h == 0:
-		return fmt.Sprintf("%dm", m)
-	case m == 0:
-		return fmt.Sprintf("%dh", h)
-	}
-	return fmt.Sprintf("%dh%dm", h, m)
-}

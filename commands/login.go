@@ -254,7 +254,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		}
 	}
 	fmt.Fprintf(out, "Logged in as %s (issuer %s).\n", who, c.Issuer)
-	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), time.Until(validBefore).Round(time.Minute))
+	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), shortDuration(time.Until(validBefore)))
 	if keyPath != "" {
 		fmt.Fprintf(out, "Wrote %s and %s\n", keyPath, sshcert.CertPath(keyPath))
 		keepRefreshToken(cmd, out, cfg, keyPath, res.RefreshToken)
@@ -292,7 +292,7 @@ func stillLoggedIn(out io.Writer, f loginFlags, issuer, keyPath, sock string) (b
 	if st.State != certstatus.Valid || issuer != "" && issuer != st.Issuer {
 		return false, nil
 	}
-	fmt.Fprintf(out, "Still logged in as %s (issuer %s) for %s; nothing to do.\n", st.Identity, st.Issuer, st.Remaining.Round(time.Minute))
+	fmt.Fprintf(out, "Still logged in as %s (issuer %s) for %s; nothing to do.\n", st.Identity, st.Issuer, shortDuration(st.Remaining))
 	if f.agent && !f.agentOnly {
 		return true, loadIntoAgent(out, sock, keyPath)
 	}

@@ -121,7 +121,7 @@ func refreshLogin(cmd *cobra.Command, out io.Writer, f loginFlags, cfg provider.
 		return fail(fmt.Errorf("writing the certificate: %w", err))
 	}
 	fmt.Fprintf(out, "Refreshed the login of %s (issuer %s) without a browser.\n", st.Identity, st.Issuer)
-	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), time.Until(validBefore).Round(time.Minute))
+	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), shortDuration(time.Until(validBefore)))
 	fmt.Fprintf(out, "Wrote %s (the key is unchanged)\n", sshcert.CertPath(keyPath))
 	if f.agent {
 		if err := addToAgent(out, sock, key, renewed, comment, time.Until(validBefore)); err != nil {

@@ -117,9 +117,9 @@ func printStatus(w io.Writer, st certstatus.Status, looked []string) {
 		fmt.Fprintf(w, "No opkssh certificate (looked at %s). Run \"opkssh login\".\n", strings.Join(looked, " and "))
 		return
 	case certstatus.Valid:
-		fmt.Fprintf(w, "Valid: %s (issuer %s) until %s, %s from now.\n", st.Identity, st.Issuer, st.ValidBefore.Local().Format(layout), st.Remaining.Round(time.Minute))
+		fmt.Fprintf(w, "Valid: %s (issuer %s) until %s, %s from now.\n", st.Identity, st.Issuer, st.ValidBefore.Local().Format(layout), shortDuration(st.Remaining))
 	case certstatus.Expiring:
-		fmt.Fprintf(w, "Expiring: %s (issuer %s) until %s, only %s from now. Run \"opkssh login\".\n", st.Identity, st.Issuer, st.ValidBefore.Local().Format(layout), st.Remaining.Round(time.Second))
+		fmt.Fprintf(w, "Expiring: %s (issuer %s) until %s, only %s from now. Run \"opkssh login\".\n", st.Identity, st.Issuer, st.ValidBefore.Local().Format(layout), shortDuration(st.Remaining))
 	case certstatus.Expired:
 		end := "no end"
 		if st.ValidBefore != nil {
