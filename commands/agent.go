@@ -110,4 +110,3 @@ func printRemovedFromAgent(out io.Writer, removed []sshagent.Identity) {
 		fmt.Fprintf(out, "Removed the %s %s (%s) from the ssh-agent.\n", what, id.Comment, id.Fingerprint)
 	}
 }
-
