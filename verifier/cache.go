@@ -18,6 +18,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/policy"
 )
 
@@ -207,7 +208,7 @@ func (c *Cache) store(e *CacheEntry) {
 	}
 	data, err := json.Marshal(e)
 	if err == nil {
-		err = writeFileAtomic(c.path(e.Issuer), data, 0o600)
+		err = atomicfile.Write(c.path(e.Issuer), data, 0o600)
 	}
 	if err != nil {
 		c.logger().Warn("cannot write the key cache", "dir", c.Dir, "error", err.Error())
@@ -314,27 +315,6 @@ func checkOwnerMode(fi fs.FileInfo, path string) error {
 		return fmt.Errorf("%s is writable by group or others (mode %v)", path, fi.Mode().Perm())
 	}
 	return nil
-}
-
-// writeFileAtomic writes data next to path and renames it into place.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err == nil {
-		if _, err = tmp.Write(data); err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // ReadCacheDir lists the entries in a cache directory, for `opkssh cache`.

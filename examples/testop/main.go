@@ -12,11 +12,11 @@ import (
 	"log"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/internal/testop"
 )
 
@@ -156,8 +156,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	defer srv.Close()
 	if cfg.issuerFile != "" {
-		if err := writeFileAtomic(cfg.issuerFile, srv.Issuer()+"\n"); err != nil {
-			return err
+		// 0644: readable by scripts running as other users.
+		if err := atomicfile.Write(cfg.issuerFile, []byte(srv.Issuer()+"\n"), 0o644); err != nil {
+			return fmt.Errorf("issuer file: %w", err)
 		}
 		defer os.Remove(cfg.issuerFile)
 	}
@@ -202,28 +203,4 @@ func printBanner(w io.Writer, issuer string, cfg config, users []testop.User) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "Stop with Ctrl-C.\n")
-}
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory and a rename, so a reader never sees a partial URL.
-func writeFileAtomic(path, data string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("issuer file: %w", err)
-	}
-	_, err = tmp.WriteString(data)
-	if err == nil {
-		err = tmp.Chmod(0o644) // readable by scripts running as other users
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("issuer file: %w", err)
-	}
-	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/opkssh-team/opkssh/internal/atomicfile"
 )
 
 // ErrForeignKey means a private key exists at the target path and opkssh did not create it.
@@ -44,7 +46,7 @@ func WriteKeyPair(keyPath string, key crypto.Signer, cert *ssh.Certificate, comm
 	if err := WriteCert(keyPath, cert, comment); err != nil {
 		return err
 	}
-	return writeAtomic(keyPath, pem.EncodeToMemory(block), 0o600)
+	return atomicfile.Write(keyPath, pem.EncodeToMemory(block), 0o600)
 }
 
 // WriteCert replaces only the certificate (0644) of the private key at keyPath, atomically, as a
@@ -52,7 +54,7 @@ func WriteKeyPair(keyPath string, key crypto.Signer, cert *ssh.Certificate, comm
 func WriteCert(keyPath string, cert *ssh.Certificate, comment string) error {
 	certLine := bytes.TrimRight(ssh.MarshalAuthorizedKey(cert), "\n")
 	certLine = append(certLine, []byte(" "+comment+"\n")...)
-	return writeAtomic(CertPath(keyPath), certLine, 0o644)
+	return atomicfile.Write(CertPath(keyPath), certLine, 0o644)
 }
 
 // OwnedByOpkssh reports whether keyPath is free to be written: it does not exist, or the
@@ -92,36 +94,4 @@ func ReadCertFile(path string) (*ssh.Certificate, error) {
 		return nil, fmt.Errorf("%s: %w: a plain %s public key, not a certificate", path, ErrMalformed, pub.Type())
 	}
 	return cert, nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
