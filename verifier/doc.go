@@ -7,16 +7,19 @@
 //  1. the certificate parses, is a user certificate of the declared type, is signed by its own
 //     key and is within its validity window (sshcert.Parse);
 //  2. the PK token's issuer is a provider configured in policies.yaml (exact string match);
-//  3. the OP's signature on the ID token verifies with a key from that provider's JWKS, under the
-//     algorithm the key allows (RS256, PS256, ES256, EdDSA; never none or HMAC); the audience
-//     contains a configured client ID; the nonce equals the hash of the client instance claims;
-//     the client's own signature over the same payload verifies;
+//  3. the PK token carries exactly two signatures and the client's own signature over the ID
+//     token's payload verifies; then the OP's signature verifies with a key from that provider's
+//     JWKS (KeySource; normally the on-disk Cache, see cache.go), under the algorithm the key
+//     allows (RS256, PS256, ES256, EdDSA; never none or HMAC); the audience contains a configured
+//     client ID; the nonce equals the hash of the client instance claims;
 //  4. the key the ID token commits to is the certificate's key;
 //  5. the token is within the provider's expiration rule (from iat, or the token's exp) and its
 //     iat is not in the future beyond a small clock skew; a refreshed ID token appended to the PK
 //     token, once verified as the continuation of the same login, takes the original's place in
 //     this step only (refreshed.go);
-//  6. the policy allows the identity for the principal.
+//  6. the policy allows the identity for the principal (rules with require.from also need the
+//     client address sshd passes as %C); when the admin's rules do not, and user policies are
+//     enabled, the principal's own policy file may (userpolicy.go).
 //
 // Only then is one authorized_keys line produced:
 //
@@ -29,6 +32,6 @@
 // The PK token is parsed with openpubkey's pktoken package and the commitment is its
 // clientinstance hash; signatures are checked with jwx. We do not link openpubkey's verifier
 // package: of it we would use one signature check, and it pulls zitadel/oidc, OpenTelemetry and
-// encoding/gob into every process, whose package initialisation sshd pays on each login
-// (measured: --version 18.9 ms with it, see docs/benchmarks.md for the figures without it).
+// encoding/gob into every process (306 packages linked with it, 268 without), whose package
+// initialisation sshd pays on each login; docs/benchmarks.md has today's start-up figures.
 package verifier
