@@ -1,6 +1,7 @@
-// Package commands is the opkssh command line: one file per subcommand. Each command turns flags
-// into calls to the provider, verifier and policy packages and prints the result; the protocol and
-// policy logic live in those packages.
+// Package commands is the opkssh command line: one file per subcommand, plus a few small helpers
+// they share (decision log, agent, refresh, durations, terminal checks). Each command turns flags
+// into calls to the provider, verifier, policy and internal packages and prints the result; the
+// protocol and policy logic live in those packages.
 package commands
 
 import (
