@@ -1,7 +1,9 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -51,6 +53,9 @@ func newCacheCmd() *cobra.Command {
 
 func listCache(cmd *cobra.Command, dir string) error {
 	entries, err := verifier.ReadCacheDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no cache directory %s: verify has cached nothing there (is it the --cache-dir that sshd_config passes?)", dir)
+	}
 	if err != nil {
 		return err
 	}

@@ -87,6 +87,20 @@ func (o *Options) fill() {
 	}
 }
 
+// check refuses relative paths: sshd runs the command by absolute path, and a relative directory
+// would land wherever install happened to be started.
+func (o *Options) check() error {
+	for _, f := range []struct{ flag, v string }{
+		{"--binary-path", o.BinaryPath}, {"--config-dir", o.ConfigDir}, {"--cache-dir", o.CacheDir}, {"--log-dir", o.LogDir},
+		{"--sshd-drop-in", o.DropIn}, {"--sshd-config", o.SSHDConfig}, {"sshd", o.SSHD},
+	} {
+		if !filepath.IsAbs(f.v) {
+			return fmt.Errorf("%s %q must be an absolute path", f.flag, f.v)
+		}
+	}
+	return nil
+}
+
 func (o *Options) statePath() string { return filepath.Join(o.ConfigDir, ".install-state.json") }
 
 // installer carries one run.
@@ -111,6 +125,9 @@ func (in *installer) unchanged(format string, args ...any) {
 // Install performs (or with DryRun, describes) the installation.
 func Install(o Options) error {
 	o.fill()
+	if err := o.check(); err != nil {
+		return err
+	}
 	if !o.DryRun && os.Geteuid() != 0 {
 		return errors.New("server install must run as root (try --dry-run to see what it would do)")
 	}

@@ -16,6 +16,9 @@ import (
 // administrator's policy.
 func Uninstall(o Options, purge bool) error {
 	o.fill()
+	if err := o.check(); err != nil {
+		return err
+	}
 	if !o.DryRun && os.Geteuid() != 0 {
 		return errors.New("server uninstall must run as root (try --dry-run to see what it would do)")
 	}
