@@ -170,15 +170,15 @@ func (d *doctor) applyVerifyFlags(args []string) {
 
 // binary checks what sshd itself requires of an AuthorizedKeysCommand.
 func (d *doctor) binary(path string) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		d.add(Fail, "binary", fmt.Sprintf("%s: %v", path, err), "install it: opkssh server install")
-		return
-	}
 	bad := false
 	for p := path; ; p = filepath.Dir(p) {
-		if fi, err = os.Stat(p); err != nil {
-			d.add(Fail, "binary", fmt.Sprintf("%s: %v", p, err), "")
+		fi, err := os.Stat(p)
+		if err != nil {
+			fix := ""
+			if p == path {
+				fix = "install it: opkssh server install"
+			}
+			d.add(Fail, "binary", fmt.Sprintf("%s: %v", p, err), fix)
 			return
 		}
 		st := fi.Sys().(*syscall.Stat_t)

@@ -31,7 +31,7 @@ import (
 func TestRefreshThroughMatchExec(t *testing.T) {
 	op := startOP(t)
 	op.SetAutoApprove("alice@example.com")
-	e := startSSHD(t, op.Issuer())
+	e := startSSHD(t)
 	rule := "rules:\n  - principals: [" + userAllowed + "]\n    provider: test\n    identities:\n      - email: alice@example.com\n"
 	if err := e.install.WritePolicy(policy(op.Issuer(), rule)); err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestSilentRefreshThroughMatchExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { op.Close() })
-	e := startSSHD(t, op.Issuer())
+	e := startSSHD(t)
 	rule := "rules:\n  - principals: [" + userAllowed + "]\n    provider: test\n    identities:\n      - email: alice@example.com\n"
 	if err := e.install.WritePolicy(policy(op.Issuer(), rule)); err != nil {
 		t.Fatal(err)

@@ -28,13 +28,12 @@ const (
 )
 
 type sshdEnv struct {
-	op      interface{ Issuer() string }
 	install *sshdtest.Install
 	srv     *sshdtest.Server
 	keys    string // directory of client keys
 }
 
-func startSSHD(t *testing.T, issuer string) *sshdEnv {
+func startSSHD(t *testing.T) *sshdEnv {
 	t.Helper()
 	needSSHD(t)
 	for _, u := range []string{userAllowed, userOther} {
@@ -104,7 +103,7 @@ func (e *sshdEnv) logHas(t *testing.T, substr string) {
 // as nobody with RLIMIT_MEMLOCK 0.
 func TestSSH(t *testing.T) {
 	op := startOP(t)
-	e := startSSHD(t, op.Issuer())
+	e := startSSHD(t)
 	aliceRule := "rules:\n  - principals: [" + userAllowed + "]\n    provider: test\n    identities:\n      - email: alice@example.com\n"
 	if err := e.install.WritePolicy(policy(op.Issuer(), aliceRule)); err != nil {
 		t.Fatal(err)

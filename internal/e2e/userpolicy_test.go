@@ -19,7 +19,7 @@ const userSelf = "opkssh-e2e-u"
 // searchable by others and the file readable by them, as README's "Per-user policies" describes.
 func TestUserPolicySSH(t *testing.T) {
 	op := startOP(t)
-	e := startSSHD(t, op.Issuer())
+	e := startSSHD(t)
 	remove, err := sshdtest.EnsureUser(userSelf)
 	if err != nil {
 		t.Fatal(err)
