@@ -45,6 +45,7 @@ FUZZ     = $(GO) test -run '^$$' -timeout 0 -fuzztime $(FUZZTIME) -fuzz
 fuzz:
 	$(FUZZ) '^FuzzParse$$' ./internal/sshcert
 	$(FUZZ) '^FuzzDescribeToken$$' ./internal/sshcert
+	$(FUZZ) '^FuzzKeyComment$$' ./internal/sshcert
 	$(FUZZ) '^FuzzParse$$' ./policy
 	$(FUZZ) '^FuzzParseIdentityArg$$' ./policy
 	$(FUZZ) '^FuzzAdd$$' ./policy

@@ -26,10 +26,10 @@ ssh-agent, so that this machine holds no opkssh credential any more.
 
 Files: ~/.ssh/id_ecdsa and ~/.ssh/id_ed25519 with their -cert.pub and .refresh files, or only
 --key-file PATH, PATH-cert.pub and PATH.refresh. A key is removed only if the certificate beside it
-carries an OpenPubkey PK token, as login requires before it overwrites a key; any other key or
-certificate is left alone, and said so. The refresh token goes first (it lives longest), then the
-key, so an interrupted logout never leaves an opkssh key without the certificate that marks it as
-opkssh's.
+carries an OpenPubkey PK token, or, with no certificate beside it, if the key's comment starts with
+"opkssh:" (opkssh writes that comment) — the rule login applies before it overwrites a key. Any
+other key or certificate is left alone, and said so. The refresh token goes first (it lives
+longest), then the key, then the certificate.
 
 ssh-agent: when SSH_AUTH_SOCK is set, every identity whose comment starts with "opkssh:" is removed
 (whatever --key-file says); other identities stay. If the agent cannot be reached, the files are
@@ -119,24 +119,36 @@ func removeKeyPair(out io.Writer, keyPath string) (bool, error) {
 		fmt.Fprintf(out, "Left %s alone: opkssh did not create it.\n", left)
 		return false, nil
 	}
-	who := certstatus.Of(cert, time.Now(), 0).Identity
+	var who string
+	if cert != nil {
+		who = certstatus.Of(cert, time.Now(), 0).Identity
+	} else {
+		who, _ = sshcert.OpksshKeyIdentity(keyPath)
+	}
 	if _, err := removeRefreshToken(out, keyPath, true); err != nil {
 		return false, err
 	}
-	// Then the key: a certificate without its key is still recognised as opkssh's, a key without
-	// its certificate is not.
+	// Then the key: a certificate without its key is still recognised as opkssh's, and so is a key
+	// without its certificate if it carries opkssh's comment.
 	if keyExists {
 		if err := os.Remove(keyPath); err != nil {
 			return false, err
 		}
 	}
-	if err := os.Remove(certPath); err != nil {
-		return true, err
-	}
-	if keyExists {
-		fmt.Fprintf(out, "Removed %s and %s (%s).\n", keyPath, certPath, who)
-	} else {
+	switch {
+	case !certExists:
+		fmt.Fprintf(out, "Removed %s (%s; its certificate was already gone).\n", keyPath, who)
+		return true, nil
+	case !keyExists:
+		if err := os.Remove(certPath); err != nil {
+			return true, err
+		}
 		fmt.Fprintf(out, "Removed %s (%s; its key was already gone).\n", certPath, who)
+	default:
+		if err := os.Remove(certPath); err != nil {
+			return true, err
+		}
+		fmt.Fprintf(out, "Removed %s and %s (%s).\n", keyPath, certPath, who)
 	}
 	return true, nil
 }

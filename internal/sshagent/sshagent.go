@@ -23,10 +23,13 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/opkssh-team/opkssh/internal/sshcert"
 )
 
-// CommentPrefix starts the comment of every identity opkssh puts in the agent.
-const CommentPrefix = "opkssh:"
+// CommentPrefix starts the comment of every identity opkssh puts in the agent (the same comment
+// as in its key files).
+const CommentPrefix = sshcert.KeyCommentPrefix
 
 // EnvSocket names the environment variable that holds the agent's socket path.
 const EnvSocket = "SSH_AUTH_SOCK"

@@ -57,8 +57,10 @@ func WriteCert(keyPath string, cert *ssh.Certificate, comment string) error {
 	return atomicfile.Write(CertPath(keyPath), certLine, 0o644)
 }
 
-// OwnedByOpkssh reports whether keyPath is free to be written: it does not exist, or the
-// certificate beside it is an OpenPubkey certificate.
+// OwnedByOpkssh reports whether keyPath is free to be written: it does not exist, the certificate
+// beside it is an OpenPubkey certificate, or there is no certificate beside it and the key carries
+// the comment opkssh writes (as after the user deleted the certificate). A certificate file that is
+// anything else means somebody else's files: not ours.
 func OwnedByOpkssh(keyPath string) (bool, error) {
 	if _, err := os.Lstat(keyPath); errors.Is(err, fs.ErrNotExist) {
 		return true, nil
@@ -66,6 +68,10 @@ func OwnedByOpkssh(keyPath string) (bool, error) {
 		return false, err
 	}
 	cert, err := ReadCertFile(CertPath(keyPath))
+	if errors.Is(err, fs.ErrNotExist) {
+		_, ours := OpksshKeyIdentity(keyPath)
+		return ours, nil
+	}
 	if err != nil {
 		return false, nil
 	}
