@@ -442,8 +442,8 @@ A row that cannot be expressed exactly is left out, never widened: globs, a suff
 case-sensitive), claims every token carries, user names opkssh refuses, issuers missing from the
 providers file. Each is reported on
 stderr with its file, line and the reason, and listed in the header of the output. The previous
-tool also compared an address with the token's sub, folded case with Unicode rules and accepted a
-groups claim that is a single string; the new policy does not, which may refuse a login it allowed.
+tool also compared an address with the token's sub and folded case with Unicode rules; the new
+policy does not, which may refuse a login it allowed.
 
 The previous tool did not check email_verified, so the providers that have email identities get
 require_email_verified: false, with a comment; --require-email-verified keeps opkssh's default

@@ -21,6 +21,7 @@ import (
 	"github.com/opkssh-team/opkssh/internal/sshagent"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/provider"
+	"github.com/opkssh-team/opkssh/verifier"
 )
 
 // The refresh token side of login: keeping the OP's refresh token beside the key after a login,
@@ -142,7 +143,7 @@ func readLogin(keyPath string) (crypto.Signer, *ssh.Certificate, *pktoken.PKToke
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pkt, err := pktoken.NewFromCompact(raw)
+	pkt, err := verifier.ParsePKToken(raw)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("the PK token in %s: %w", sshcert.CertPath(keyPath), err)
 	}

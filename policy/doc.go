@@ -70,8 +70,8 @@
 //     accepted. Deny entries match whatever email_verified says.
 //   - sub: exact string equality.
 //   - group: the provider's groups claim must be a list of strings
-//     containing the value exactly; a single string is not a list and does
-//     not match.
+//     containing the value exactly, or a single string equal to it (some
+//     OPs send one group so; the string is never split).
 //   - claim: matches a string equal to the value, a list containing it, or a
 //     number or boolean whose JSON text equals it (value: true matches true).
 //   - Claim names (and groups_claim) are looked up as a top-level claim

@@ -197,9 +197,16 @@ func (m matcher) match(id Identity) (bool, string) {
 		if !ok {
 			return false, fmt.Sprintf("token has no groups claim %q", m.prov.GroupsClaim)
 		}
-		list, ok := v.([]any)
-		if !ok {
-			return false, fmt.Sprintf("groups claim %q is not a list", m.prov.GroupsClaim)
+		var list []any
+		switch g := v.(type) {
+		case []any:
+			list = g
+		case string:
+			// Some OPs send a single group as a plain string. It is one group, compared whole:
+			// never split on commas or spaces.
+			list = []any{g}
+		default:
+			return false, fmt.Sprintf("groups claim %q is neither a list nor a string", m.prov.GroupsClaim)
 		}
 		if containsString(list, id.Value) {
 			return true, ""

@@ -96,8 +96,7 @@ func (i ImportIssue) String() string { return fmt.Sprintf("%s: %s: %s", i.Pos, i
 // The previous tool compared a plain identity with the token's email and
 // sub alike; opkssh compares an address only with email and anything else
 // only with sub. It folded case with Unicode rules, opkssh folds ASCII
-// only. It accepted a groups claim that is a single string; a group
-// identity needs a list. Deny lists and policy plugins of its config.yml
+// only. Deny lists and policy plugins of its config.yml
 // and policy.d, and the users' ~/.opk/auth_id files, are not read.
 func Import(opts ImportOptions) (ImportResult, error) {
 	provRows, err := readTable("providers", opts.ProvidersFile)

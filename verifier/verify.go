@@ -16,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/openpubkey/openpubkey/oidc"
 	"github.com/openpubkey/openpubkey/pktoken"
 	"golang.org/x/crypto/ssh"
 
@@ -110,7 +111,7 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	if err != nil {
 		return fail(ReasonNoPKToken, err)
 	}
-	pkt, err := parsePKToken(raw)
+	pkt, err := ParsePKToken(raw)
 	if err != nil {
 		return fail(ReasonPKTokenMalformed, err)
 	}
@@ -207,26 +208,56 @@ func verifyCICSignature(pkt *pktoken.PKToken) error {
 	return nil
 }
 
-// parsePKToken guards the library parser: its input is attacker-controlled.
-func parsePKToken(raw []byte) (pkt *pktoken.PKToken, err error) {
+// ParsePKToken builds the PK token from its compact form with the library's own pieces
+// (SplitCompactPKToken, AddSignature), as pktoken.NewFromCompact does, minus that function's
+// decoding of the claims into typed fields: it refuses a whole token whose groups is a single
+// string or whose iat has a fraction, so users of such an OP could not log in at all. Here
+// decodeClaims reads the claims as plain JSON values instead.
+//
+// The input is attacker-controlled. Exactly one OP signature and one client signature are
+// accepted: the library keeps the last signature of each type, drops the others unchecked, and
+// panics later on a token without a client signature.
+func ParsePKToken(raw []byte) (pkt *pktoken.PKToken, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			pkt, err = nil, fmt.Errorf("PK token parser failed: %v", r)
 		}
 	}()
-	pkt, err = pktoken.NewFromCompact(raw)
+	tokens, freshIDToken, err := pktoken.SplitCompactPKToken(raw)
 	if err != nil {
 		return nil, err
+	}
+	if len(tokens) != 2 {
+		return nil, errors.New("PK token must carry exactly two signatures, the OP's and the client's")
+	}
+	pkt = &pktoken.PKToken{}
+	for _, token := range tokens {
+		protected, _, _, err := oidc.SplitCompact(token)
+		if err != nil {
+			return nil, err
+		}
+		var header struct {
+			Type string `json:"typ"`
+		}
+		if err := oidc.ParseJWTSegment(protected, &header); err != nil {
+			return nil, fmt.Errorf("protected header: %w", err)
+		}
+		// The library's reading of typ: none (Okta sends none) or an RFC 9068 access token is the OP's.
+		typ := pktoken.SignatureType(header.Type)
+		if header.Type == "" || strings.EqualFold(header.Type, "at+jwt") {
+			typ = pktoken.OIDC
+		}
+		if err := pkt.AddSignature(token, typ); err != nil {
+			return nil, err
+		}
 	}
 	if pkt.Cos != nil || len(pkt.CosToken) > 0 {
 		return nil, errors.New("PK token carries a cosigner signature, which this server does not accept")
 	}
-	// The library keeps the last signature of each type and drops the others unchecked, and
-	// panics later on a token without a client signature: accept exactly one OP and one client
-	// signature.
-	if tokens, _, err := pktoken.SplitCompactPKToken(raw); err != nil || len(tokens) != 2 || pkt.Op == nil || pkt.Cic == nil {
+	if pkt.Op == nil || pkt.Cic == nil {
 		return nil, errors.New("PK token must carry exactly two signatures, the OP's and the client's")
 	}
+	pkt.FreshIDToken = freshIDToken
 	return pkt, nil
 }
 

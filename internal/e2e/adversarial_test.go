@@ -20,7 +20,7 @@ package e2e
 //	payload changed after signing, client signature kept       bad_client_signature
 //	client (CIC) signature by another key                      bad_client_signature
 //	nonce that commits to another key                          commitment_mismatch
-//	nonce claim that is a number                               pk_token_malformed (*)
+//	nonce claim that is a number                               claims_malformed
 //	honest PK token replayed in a certificate for another key  key_mismatch
 //	certificate signed by a key other than its own             cert_malformed
 //	certificate blob declared as another key type              cert_malformed
@@ -39,7 +39,8 @@ package e2e
 //	iat one hour in the future                                 issued_in_future
 //	email_verified false; missing; the string "true"           email_not_verified
 //	email_domain lookalikes example.com.evil.io, evilexample   no_matching_identity
-//	groups as a string instead of a list                       pk_token_malformed (*)
+//	groups as one string "dev,admins" (never split)            no_matching_identity
+//	groups as a number                                         no_matching_identity
 //	principal with \n " , $, leading - (after --), 1000 chars  bad_request
 //	principal with a leading - as sshd passes it (no --)       exit 1, nothing logged (**)
 //	empty principal                                            bad_request
@@ -51,18 +52,16 @@ package e2e
 //	client_ids as a string (a broken provider block)           provider_broken
 //	token of a broken provider beside a good one               provider_broken
 //
-// (*) openpubkey's PK token parser decodes the payload into typed fields (nonce string, groups
-// []string, iat and exp integers) and refuses the whole token otherwise, before any signature is
-// checked. The token is denied, but under a generic code: an OP that sends "groups" as a single
-// string cannot log anybody in, whatever the rule.
-//
 // (**) the flag parser takes "-alice" for flags and exits 1 before verify runs, so no decision is
 // logged; sshd only runs the command for existing users, and user names cannot start with '-'.
 //
 // Control cases (allowed): the honest login; a forged token with honest claims; alice@EXAMPLE.com
 // for email_domain example.com (domains compare ignoring ASCII case, as DNS does); aud
 // ["other", "opkssh"] (aud may be a list; one configured client id suffices); the good provider's
-// user beside a broken provider.
+// user beside a broken provider; groups as a single string (some OPs send one group so) and an iat
+// with a fraction. openpubkey's NewFromCompact refuses the last two whole, before any signature is
+// checked, because it decodes the claims into typed fields; verify builds the PK token from the
+// library's pieces without that step and reads the claims as plain JSON.
 //
 // %k of 1 MiB cannot be passed to any program: Linux refuses a single argument of 128 KiB or more
 // (MAX_ARG_STRLEN) with E2BIG, so sshd cannot deliver it either. The case below sends the longest
@@ -188,7 +187,7 @@ func TestAdversarial(t *testing.T) {
 		{name: "payload changed after signing, client signature kept", principal: "alice", cert: m.tamperHonest("alice@example.com", "admin@example.com"), reason: "bad_client_signature"},
 		{name: "client signature by another key", principal: "alice", cert: m.mintWith(honestClaims, opSigned, foreignEC), reason: "bad_client_signature"},
 		{name: "nonce committing to another key", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = m.otherNonce() })), reason: "commitment_mismatch"},
-		{name: "nonce claim is a number", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = 12345 })), reason: "pk_token_malformed"},
+		{name: "nonce claim is a number", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = 12345 })), reason: "claims_malformed"},
 
 		// The certificate.
 		{name: "honest PK token replayed for another key", principal: "alice", cert: m.wrap(foreignEC, m.honestPKT), reason: "key_mismatch"},
@@ -225,7 +224,10 @@ func TestAdversarial(t *testing.T) {
 		{name: "email_domain lookalike example.com.evil.io", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@example.com.evil.io" })), reason: "no_matching_identity"},
 		{name: "email_domain lookalike evilexample.com", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@evilexample.com" })), reason: "no_matching_identity"},
 		{name: "control: email_domain in upper case", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@EXAMPLE.com" })), reason: "allowed"},
-		{name: "groups as a string", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = "admins" })), reason: "pk_token_malformed"},
+		{name: "control: groups as a single string", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = "admins" })), reason: "allowed"},
+		{name: "groups as one string never split", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = "dev,admins" })), reason: "no_matching_identity"},
+		{name: "groups as a number", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = 7 })), reason: "no_matching_identity"},
+		{name: "control: iat with a fraction", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = float64(now.Unix()) + 0.25 })), reason: "allowed"},
 
 		// The principal (%u).
 		{name: "principal with a newline", principal: "alice\nroot", cert: honest, reason: "bad_request"},
