@@ -13,12 +13,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/opkssh-team/opkssh/internal/atomicfile"
+	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/policy"
 )
 
@@ -304,11 +304,11 @@ func checkCacheFile(f *os.File) error {
 }
 
 func checkOwnerMode(fi fs.FileInfo, path string) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	uid, _, ok := fileowner.Of(fi)
 	if !ok {
 		return fmt.Errorf("%s: cannot read its owner", path)
 	}
-	if uid := int(st.Uid); uid != 0 && uid != os.Geteuid() {
+	if uid != 0 && uid != os.Geteuid() {
 		return fmt.Errorf("%s is owned by uid %d, not by root or the verify user (uid %d)", path, uid, os.Geteuid())
 	}
 	if fi.Mode().Perm()&0o022 != 0 {

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/opkssh-team/opkssh/internal/fileowner"
 )
 
 // Options name everything install touches; Defaults fills in the usual paths.
@@ -298,12 +300,12 @@ func reloadSSHD(o Options, say func(string, ...any)) error {
 	cmd := o.ReloadCommand
 	if cmd == nil {
 		if data, err := os.ReadFile("/run/sshd.pid"); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && syscall.Kill(pid, 0) == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && pid > 0 && signal(pid, 0) == nil {
 				say("reload sshd (SIGHUP to pid %d)", pid)
 				if o.DryRun {
 					return nil
 				}
-				return syscall.Kill(pid, syscall.SIGHUP)
+				return signal(pid, syscall.SIGHUP)
 			}
 		}
 		if _, err := os.Stat("/run/systemd/system"); err == nil {
@@ -363,8 +365,7 @@ func (in *installer) ensureMode(path string, mode os.FileMode, uid, gid int) err
 	if err != nil {
 		return err
 	}
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	if fi.Mode().Perm() == mode && st != nil && int(st.Uid) == uid && (gid < 0 || int(st.Gid) == gid) {
+	if fuid, fgid, ok := fileowner.Of(fi); ok && fi.Mode().Perm() == mode && fuid == uid && (gid < 0 || fgid == gid) {
 		in.unchanged("%s has %s", path, ownerText(mode, uid, gid, in.o.VerifyUser))
 		return nil
 	}
@@ -481,4 +482,14 @@ func writeState(path string, st *State) error {
 		return err
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o600)
+}
+
+// signal sends sig to the process pid; signal 0 only checks that it exists.
+func signal(pid int, sig syscall.Signal) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	return p.Signal(sig)
 }
