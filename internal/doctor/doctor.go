@@ -6,19 +6,22 @@ package doctor
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/policy"
 	"github.com/opkssh-team/opkssh/verifier"
 )
@@ -54,6 +57,7 @@ type doctor struct {
 	o          Options
 	findings   []Finding
 	verifyUser *user.User
+	staleFor   time.Duration // verify's --stale-for; 0 means verifier.DefaultStaleFor
 }
 
 func (d *doctor) add(level, check, msg, fix string) {
@@ -125,6 +129,10 @@ func (d *doctor) sshd() (string, []string) {
 	case akc == "" || akc == "none":
 		d.add(Fail, "sshd", "no AuthorizedKeysCommand: sshd never asks opkssh", "run \"opkssh server install\" (or add examples/sshd/opkssh.conf to /etc/ssh/sshd_config.d/)")
 		return "", nil
+	case len(fields) >= 2 && filepath.Base(fields[0]) == "opkssh" && fields[1] == "verify" && !filepath.IsAbs(fields[0]):
+		d.add(Fail, "sshd", fmt.Sprintf("AuthorizedKeysCommand %q names opkssh by a relative path: sshd runs only an absolute path", akc),
+			"use the full path, e.g. AuthorizedKeysCommand /usr/local/bin/opkssh verify %u %k %t")
+		return "", nil
 	case len(fields) < 2 || filepath.Base(fields[0]) != "opkssh" || fields[1] != "verify":
 		d.add(Fail, "sshd", fmt.Sprintf("a conflicting AuthorizedKeysCommand is in effect: %q (sshd runs only one; the first one read wins)", akc),
 			"remove the other AuthorizedKeysCommand, or put opkssh's drop-in before it (sshd_config.d/ files are read in name order)")
@@ -150,7 +158,7 @@ func (d *doctor) sshd() (string, []string) {
 	return fields[0], fields[2:]
 }
 
-// applyVerifyFlags takes --policy, --cache-dir and --log-file from sshd's command line.
+// applyVerifyFlags takes --policy, --cache-dir, --log-file and --stale-for from sshd's command line.
 func (d *doctor) applyVerifyFlags(args []string) {
 	for i := 0; i < len(args); i++ {
 		name, val, hasVal := strings.Cut(args[i], "=")
@@ -164,6 +172,10 @@ func (d *doctor) applyVerifyFlags(args []string) {
 			d.o.CacheDir = val
 		case "--log-file":
 			d.o.LogFile = val
+		case "--stale-for":
+			if v, err := time.ParseDuration(val); err == nil && v > 0 {
+				d.staleFor = v
+			}
 		}
 	}
 }
@@ -181,9 +193,9 @@ func (d *doctor) binary(path string) {
 			d.add(Fail, "binary", fmt.Sprintf("%s: %v", p, err), fix)
 			return
 		}
-		st := fi.Sys().(*syscall.Stat_t)
-		if st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			d.add(Fail, "binary", fmt.Sprintf("%s is owned by uid %d with mode %04o: sshd refuses the command unless it and every parent directory are root-owned and not writable by group or others", p, st.Uid, fi.Mode().Perm()),
+		uid, _, ok := fileowner.Of(fi)
+		if !ok || uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+			d.add(Fail, "binary", fmt.Sprintf("%s is owned by uid %d with mode %04o: sshd refuses the command unless it and every parent directory are root-owned and not writable by group or others", p, uid, fi.Mode().Perm()),
 				fmt.Sprintf("chown root:root %s && chmod go-w %s", p, p))
 			bad = true
 		}
@@ -203,7 +215,8 @@ func (d *doctor) policy() *policy.Policy {
 		return nil
 	}
 	d.add(OK, "policy", fmt.Sprintf("%s loads: %d providers, %d rules, %d deny entries", strings.Join(pol.Files, ", "), len(pol.Providers), len(pol.Rules), len(pol.Deny)), "")
-	for name, err := range pol.Broken {
+	for _, name := range slices.Sorted(maps.Keys(pol.Broken)) {
+		err := pol.Broken[name]
 		d.add(Fail, "policy", fmt.Sprintf("provider %s is disabled, its users are denied: %v", name, err), "fix its entry under providers:")
 	}
 	if len(pol.Rules) == 0 {
@@ -218,7 +231,8 @@ func (d *doctor) providers(ctx context.Context, pol *policy.Policy) {
 	for _, e := range entries {
 		cached[e.Issuer] = e
 	}
-	for _, p := range pol.Providers {
+	for _, name := range slices.Sorted(maps.Keys(pol.Providers)) {
+		p := pol.Providers[name]
 		check := "provider " + p.Name
 		if p.JWKSFile != "" {
 			if _, _, err := (verifier.Fetcher{}).Keys(ctx, p, ""); err != nil {
@@ -230,9 +244,16 @@ func (d *doctor) providers(ctx context.Context, pol *policy.Policy) {
 		}
 		fetched, err := (verifier.Fetcher{Timeout: d.o.Timeout}).Fetch(ctx, p)
 		if err != nil {
-			if e, ok := cached[p.Issuer]; ok && !e.FetchedAt.IsZero() {
+			// verify refuses cached keys older than --stale-for.
+			staleFor := cmp.Or(d.staleFor, verifier.DefaultStaleFor)
+			e, ok := cached[p.Issuer]
+			switch {
+			case ok && !e.FetchedAt.IsZero() && time.Since(e.FetchedAt) < staleFor:
 				d.add(Warn, check, fmt.Sprintf("%s is unreachable (%v); logins use cached keys fetched %s", p.Issuer, err, e.FetchedAt.Format(time.RFC3339)), "check the network path to the OP")
-			} else {
+			case ok && !e.FetchedAt.IsZero():
+				d.add(Fail, check, fmt.Sprintf("%s is unreachable and its cached keys, fetched %s, are older than the stale window (%s): its users are denied: %v", p.Issuer, e.FetchedAt.Format(time.RFC3339), staleFor, err),
+					"restore the network path to the OP, or pin its keys with jwks_file")
+			default:
 				d.add(Fail, check, fmt.Sprintf("%s is unreachable and no keys are cached: %v", p.Issuer, err), "check DNS, proxy-free network access to the OP, and ca_file for a private CA")
 			}
 			continue
@@ -269,9 +290,9 @@ func (d *doctor) cacheDir() {
 			"create it: install -d -m 0700 -o "+d.userName()+" "+d.o.CacheDir)
 		return
 	}
-	st := fi.Sys().(*syscall.Stat_t)
-	if fi.Mode().Perm()&0o077 != 0 || (d.verifyUser != nil && strconv.Itoa(int(st.Uid)) != d.verifyUser.Uid) {
-		d.add(Warn, "cache", fmt.Sprintf("%s has owner uid %d and mode %04o: verify uses it only if the verify user owns it and it is not group/other-writable", d.o.CacheDir, st.Uid, fi.Mode().Perm()),
+	uid, _, ok := fileowner.Of(fi)
+	if !ok || fi.Mode().Perm()&0o077 != 0 || (d.verifyUser != nil && strconv.Itoa(uid) != d.verifyUser.Uid) {
+		d.add(Warn, "cache", fmt.Sprintf("%s has owner uid %d and mode %04o: verify uses it only if the verify user owns it and it is not group/other-writable", d.o.CacheDir, uid, fi.Mode().Perm()),
 			fmt.Sprintf("chown %s %s && chmod 0700 %s", d.userName(), d.o.CacheDir, d.o.CacheDir))
 		return
 	}
@@ -314,11 +335,11 @@ func (d *doctor) userName() string {
 }
 
 func writableBy(fi os.FileInfo, u *user.User) bool {
-	st := fi.Sys().(*syscall.Stat_t)
+	fuid, fgid, _ := fileowner.Of(fi)
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	m := fi.Mode().Perm()
-	return (int(st.Uid) == uid && m&0o200 != 0) || (int(st.Gid) == gid && m&0o020 != 0) || m&0o002 != 0
+	return (fuid == uid && m&0o200 != 0) || (fgid == gid && m&0o020 != 0) || m&0o002 != 0
 }
 
 func firstLine(b []byte) string {
