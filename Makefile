@@ -26,10 +26,11 @@ test: vet cross
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
-# Workstations run opkssh login on macOS and the BSDs too: keep them building.
+# Workstations run opkssh login on macOS, the BSDs and Windows too: keep them building.
 cross:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/opkssh
 	GOOS=freebsd GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/opkssh
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/opkssh
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 vet:

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"log/syslog"
 	"os"
 	"path/filepath"
 )
@@ -65,7 +64,7 @@ func (d decisionLog) open(stderr io.Writer, file string) (*slog.Logger, func()) 
 }
 
 // dialSyslog connects to the syslog socket; nil without error when there is none.
-func (d decisionLog) dialSyslog() (*syslog.Writer, error) {
+func (d decisionLog) dialSyslog() (io.WriteCloser, error) {
 	if d.Syslog == "" {
 		return nil, nil
 	}
@@ -79,13 +78,9 @@ func (d decisionLog) dialSyslog() (*syslog.Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("syslog %s: %w", d.Syslog, err)
 	}
-	// journald and rsyslog listen on a datagram socket; some syslog daemons use a stream one.
-	w, err := syslog.Dial("unixgram", d.Syslog, syslog.LOG_AUTHPRIV|syslog.LOG_INFO, "opkssh")
+	w, err := dialSyslogSocket(d.Syslog)
 	if err != nil {
-		var err2 error
-		if w, err2 = syslog.Dial("unix", d.Syslog, syslog.LOG_AUTHPRIV|syslog.LOG_INFO, "opkssh"); err2 != nil {
-			return nil, fmt.Errorf("syslog %s: %w", d.Syslog, err)
-		}
+		return nil, fmt.Errorf("syslog %s: %w", d.Syslog, err)
 	}
 	return w, nil
 }
