@@ -51,6 +51,7 @@ fuzz:
 	$(FUZZ) '^FuzzParseIdentityArg$$' ./policy
 	$(FUZZ) '^FuzzAdd$$' ./policy
 	$(FUZZ) '^FuzzRemove$$' ./policy
+	$(FUZZ) '^FuzzKeepBlankLines$$' ./policy
 	$(FUZZ) '^FuzzParseUserFile$$' ./policy
 	$(FUZZ) '^FuzzVerify$$' ./verifier
 	$(FUZZ) '^FuzzPKTokenExtension$$' ./verifier

@@ -23,8 +23,8 @@ IDENTITY forms:
   group:ssh-admins         a member of this group (the provider's groups claim)
   claim:NAME=VALUE         a claim, NAME a dotted path (realm_access.roles=admin)
 
-The edit keeps every comment and the order of the file, is written atomically (temporary file,
-fsync, rename) and holds a lock, so concurrent adds all land. It takes effect at the next login;
+The edit keeps every comment, the blank lines and the order of the file, is written atomically
+(temporary file, fsync, rename) and holds a lock, so concurrent adds all land. It takes effect at the next login;
 sshd needs no restart.`,
 		Example: `  opkssh add root alice@example.com corp
   opkssh add deploy group:release-managers corp --policy ./policies.yaml`,

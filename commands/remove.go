@@ -29,7 +29,7 @@ remove adds a note when it can tell; "opkssh policy list --principal PRINCIPAL" 
 for the user, and "opkssh policy test" decides for a real certificate. Deny entries are never
 touched; to keep someone out whatever the rules say, add a deny entry by hand.
 
-Like add, the edit keeps the comments and the order of the file, is written atomically and
+Like add, the edit keeps the comments, blank lines and order of the file, is written atomically and
 holds a lock. It takes effect at the next login; open sessions stay open.`,
 		Example: `  opkssh remove root alice@example.com corp
   opkssh remove deploy group:release-managers corp --policy ./policies.yaml`,

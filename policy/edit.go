@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -165,16 +164,11 @@ func insert(data []byte, target int, principal string, id Identity, providerName
 			str("identities"), {Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{identityNode(id)}},
 		}})
 	}
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
+	out, err := encodeDoc(&doc)
+	if err != nil {
 		return nil, err
 	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return keepBlankLines(data, out), nil
 }
 
 // mapValue returns the value of key in mapping m, or nil.

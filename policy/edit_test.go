@@ -39,11 +39,11 @@ func TestAddGolden(t *testing.T) {
 		golden, principal, identity, provider, message string
 	}{
 		// The deploy rule has a single principal and no require: append.
-		{"append.golden", "deploy", "bob@example.com", "corp", "added bob@example.com to rule at %P:26"},
+		{"append.golden", "deploy", "bob@example.com", "corp", "added bob@example.com to rule at %P:28"},
 		// The root rule has require: a new rule, so bob needs no MFA.
-		{"newrule.golden", "root", "bob@example.com", "corp", "added bob@example.com as root in a new rule at %P:33"},
-		{"claim.golden", "deploy", "claim:repository=org/app", "ci", "added claim:repository=org/app as deploy in a new rule at %P:33"},
-		{"sub.golden", "deploy", "sub:0123", "corp", "added sub:0123 to rule at %P:26"},
+		{"newrule.golden", "root", "bob@example.com", "corp", "added bob@example.com as root in a new rule at %P:35"},
+		{"claim.golden", "deploy", "claim:repository=org/app", "ci", "added claim:repository=org/app as deploy in a new rule at %P:35"},
+		{"sub.golden", "deploy", "sub:0123", "corp", "added sub:0123 to rule at %P:28"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -101,9 +101,9 @@ func assertComments(t *testing.T, out []byte) {
 
 func TestAddIdempotent(t *testing.T) {
 	for _, tt := range []struct{ principal, identity, provider, rule string }{
-		{"deploy", "group:ops", "corp", ":26"},
-		{"deploy", "sub:248289761001", "corp", ":26"},
-		{"deploy", "BOB@example.com", "corp", ":26"}, // after the first Add below
+		{"deploy", "group:ops", "corp", ":28"},
+		{"deploy", "sub:248289761001", "corp", ":28"},
+		{"deploy", "BOB@example.com", "corp", ":28"}, // after the first Add below
 	} {
 		path := editCopy(t, 0o644)
 		if _, err := Add(path, "deploy", mustIdentity(t, "bob@example.com"), "corp"); err != nil {

@@ -184,7 +184,10 @@ func cut(data []byte, pol *Policy, hits []int, id Identity) ([]byte, map[int]boo
 		deleteKey(root, "rules", &doc)
 	}
 	out, err := encodeDoc(&doc)
-	return out, deleted, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return keepBlankLines(data, out), deleted, nil
 }
 
 // deleteKey removes key and its value from mapping m, moving their foot

@@ -17,7 +17,7 @@ func TestRemove(t *testing.T) {
 	}{
 		{
 			name: "from a rule with others", principal: "deploy", identity: "group:ops", provider: "corp",
-			message: "removed group:ops from rule at %P:26",
+			message: "removed group:ops from rule at %P:28",
 			gone:    []string{"group: ops", "# ops team"},
 			kept:    []string{"- sub: \"248289761001\"", "# deploy account", "# end of deploy identities"},
 		},
