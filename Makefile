@@ -51,7 +51,7 @@ fuzz:
 	$(FUZZ) '^FuzzParseIdentityArg$$' ./policy
 	$(FUZZ) '^FuzzAdd$$' ./policy
 	$(FUZZ) '^FuzzRemove$$' ./policy
-	$(FUZZ) '^FuzzKeepBlankLines$$' ./policy
+	$(FUZZ) '^FuzzKeepBlankLines$$' ./internal/yamlfmt
 	$(FUZZ) '^FuzzParseUserFile$$' ./policy
 	$(FUZZ) '^FuzzVerify$$' ./verifier
 	$(FUZZ) '^FuzzPKTokenExtension$$' ./verifier

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/opkssh-team/opkssh/internal/filelock"
+	"github.com/opkssh-team/opkssh/internal/yamlfmt"
 )
 
 // AddResult says what Add did.
@@ -164,11 +165,7 @@ func insert(data []byte, target int, principal string, id Identity, providerName
 			str("identities"), {Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{identityNode(id)}},
 		}})
 	}
-	out, err := encodeDoc(&doc)
-	if err != nil {
-		return nil, err
-	}
-	return keepBlankLines(data, out), nil
+	return yamlfmt.Edit(data, &doc)
 }
 
 // mapValue returns the value of key in mapping m, or nil.

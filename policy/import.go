@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/opkssh-team/opkssh/internal/yamlfmt"
 )
 
 // ErrNothingToImport is returned by Import when no provider row could be
@@ -552,7 +554,7 @@ func (im *importer) encode() ([]byte, error) {
 		root.Content = append(root.Content, str("rules"), rules)
 	}
 	doc := &yaml.Node{Kind: yaml.DocumentNode, HeadComment: im.header(), Content: []*yaml.Node{root}}
-	data, err := encodeDoc(doc)
+	data, err := yamlfmt.Encode(doc)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/opkssh-team/opkssh/internal/filelock"
+	"github.com/opkssh-team/opkssh/internal/yamlfmt"
 )
 
 // Errors of Remove that leave the file unchanged; test with errors.Is.
@@ -183,11 +183,8 @@ func cut(data []byte, pol *Policy, hits []int, id Identity) ([]byte, map[int]boo
 		// the file on the key: keep them at the end of the document.
 		deleteKey(root, "rules", &doc)
 	}
-	out, err := encodeDoc(&doc)
-	if err != nil {
-		return nil, nil, err
-	}
-	return keepBlankLines(data, out), deleted, nil
+	out, err := yamlfmt.Edit(data, &doc)
+	return out, deleted, err
 }
 
 // deleteKey removes key and its value from mapping m, moving their foot
@@ -205,20 +202,6 @@ func deleteKey(m *yaml.Node, key string, keeper *yaml.Node) {
 		m.Content = slices.Delete(m.Content, i, i+2)
 		return
 	}
-}
-
-// encodeDoc encodes a node tree the way Add writes it: two-space indent.
-func encodeDoc(doc *yaml.Node) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(doc); err != nil {
-		return nil, err
-	}
-	if err := enc.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // stillAllowed evaluates a token that carries exactly what id matches on and

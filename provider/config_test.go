@@ -114,7 +114,7 @@ func TestAddProviderKeepsComments(t *testing.T) {
 		t.Fatalf("the first provider becomes the default: %+v %v", f, err)
 	}
 
-	withComments := "# my opkssh providers\ndefault: corp # used by plain login\nproviders:\n  # the company SSO\n  corp:\n    issuer: https://sso.example.com\n    client_id: opkssh\n"
+	withComments := "# my opkssh providers\ndefault: corp # used by plain login\n\nproviders:\n  # the company SSO\n  corp:\n    issuer: https://sso.example.com\n    client_id: opkssh\n"
 	if err := os.WriteFile(path, []byte(withComments), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestAddProviderKeepsComments(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
-	for _, want := range []string{"# my opkssh providers", "default: work # used by plain login", "  # the company SSO\n  corp:", "  work:\n    preset: microsoft\n    tenant: contoso.onmicrosoft.com\n    client_id: abc\n"} {
+	for _, want := range []string{"# my opkssh providers", "default: work # used by plain login\n\nproviders:", "  # the company SSO\n  corp:", "  work:\n    preset: microsoft\n    tenant: contoso.onmicrosoft.com\n    client_id: abc\n"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("edited file lacks %q:\n%s", want, data)
 		}

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/opkssh-team/opkssh/internal/atomicfile"
+	"github.com/opkssh-team/opkssh/internal/yamlfmt"
 )
 
 // ErrProviderExists is returned by AddProvider for a name the file already defines.
@@ -76,22 +76,17 @@ func AddProvider(path, name string, e Entry, makeDefault bool) error {
 		}
 	}
 
-	var out bytes.Buffer
-	enc := yaml.NewEncoder(&out)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
+	out, err := yamlfmt.Edit(data, &doc)
+	if err != nil {
 		return err
 	}
-	if err := enc.Close(); err != nil {
-		return err
-	}
-	if _, err := ParseConfig(path, out.Bytes()); err != nil {
+	if _, err := ParseConfig(path, out); err != nil {
 		return fmt.Errorf("internal error: the edited configuration does not parse: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(path, out.Bytes(), 0o600)
+	return atomicfile.Write(path, out, 0o600)
 }
 
 func mappingValue(m *yaml.Node, key string) *yaml.Node {

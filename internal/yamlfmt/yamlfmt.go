@@ -1,4 +1,7 @@
-package policy
+// Package yamlfmt writes yaml.v3 documents the way opkssh's editors do (two-space indent) and puts
+// the blank lines of the file they came from back: yaml.v3 keeps comments across a decode and
+// encode, but not blank lines.
+package yamlfmt
 
 import (
 	"bytes"
@@ -7,17 +10,17 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// blankLineWindow bounds how far ahead keepBlankLines looks for a line of the original: an edit
+// blankLineWindow bounds how far ahead KeepBlankLines looks for a line of the original: an edit
 // inserts or removes a few lines, and a bounded look-ahead keeps the walk linear in the file size.
 const blankLineWindow = 64
 
-// keepBlankLines puts the blank lines of orig back into out, its re-encoding by yaml.v3, which keeps
+// KeepBlankLines puts the blank lines of orig back into out, its re-encoding by yaml.v3, which keeps
 // comments but drops blank lines. The two are walked side by side: an output line equal to one of
 // the next original lines (trailing spaces ignored) gets the blank lines that stood before that line,
 // less those already before it. Lines the edit added or changed get none. If the result does not
 // decode to the same data as out (blank lines matter inside some multi-line scalars), out is
 // returned unchanged: keeping the layout must never change the policy.
-func keepBlankLines(orig, out []byte) []byte {
+func KeepBlankLines(orig, out []byte) []byte {
 	type anchor struct {
 		text   string
 		blanks int
@@ -66,4 +69,27 @@ func keepBlankLines(orig, out []byte) []byte {
 		return out
 	}
 	return res.Bytes()
+}
+
+// Encode encodes doc with a two-space indent.
+func Encode(doc *yaml.Node) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Edit encodes doc, decoded from orig and then edited, keeping orig's blank lines.
+func Edit(orig []byte, doc *yaml.Node) ([]byte, error) {
+	out, err := Encode(doc)
+	if err != nil {
+		return nil, err
+	}
+	return KeepBlankLines(orig, out), nil
 }
