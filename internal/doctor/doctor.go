@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -58,6 +59,7 @@ type doctor struct {
 	findings   []Finding
 	verifyUser *user.User
 	staleFor   time.Duration // verify's --stale-for; 0 means verifier.DefaultStaleFor
+	noCache    bool          // verify runs with --cache-dir "": keys are kept in memory only
 }
 
 func (d *doctor) add(level, check, msg, fix string) {
@@ -165,11 +167,15 @@ func (d *doctor) applyVerifyFlags(args []string) {
 		if !hasVal && i+1 < len(args) {
 			val = args[i+1]
 		}
+		if val == `""` || val == "''" { // sshd passes a quoted empty argument as ""
+			val = ""
+		}
 		switch name {
 		case "--policy":
 			d.o.PolicyPath = val
 		case "--cache-dir":
 			d.o.CacheDir = val
+			d.noCache = val == ""
 		case "--log-file":
 			d.o.LogFile = val
 		case "--stale-for":
@@ -284,7 +290,15 @@ func (d *doctor) clock(ctx context.Context, check string, p *policy.Provider) {
 }
 
 func (d *doctor) cacheDir() {
+	if d.noCache {
+		d.add(Warn, "cache", `verify runs with --cache-dir "": it fetches keys on every login and cannot ride out an OP outage`,
+			"drop --cache-dir \"\" from AuthorizedKeysCommand (the default is "+verifier.DefaultCacheDir+")")
+		return
+	}
 	fi, err := os.Stat(d.o.CacheDir)
+	if err == nil && !fi.IsDir() {
+		err = errors.New("not a directory")
+	}
 	if err != nil {
 		d.add(Warn, "cache", fmt.Sprintf("%s: %v: verify fetches keys on every login and cannot ride out an OP outage", d.o.CacheDir, err),
 			"create it: install -d -m 0700 -o "+d.userName()+" "+d.o.CacheDir)
@@ -302,8 +316,12 @@ func (d *doctor) cacheDir() {
 func (d *doctor) logDest() {
 	dir := filepath.Dir(d.o.LogFile)
 	fi, err := os.Stat(dir)
-	if err != nil {
-		d.add(Warn, "log", fmt.Sprintf("%s does not exist: decisions go only to stderr, which sshd discards", dir), "install -d -m 0750 -o "+d.userName()+" "+dir)
+	if err != nil || !fi.IsDir() {
+		what := "does not exist"
+		if err == nil {
+			what = "is not a directory"
+		}
+		d.add(Warn, "log", fmt.Sprintf("%s %s: decisions go only to syslog and stderr", dir, what), "install -d -m 0750 -o "+d.userName()+" "+dir)
 		return
 	}
 	if d.verifyUser != nil && !writableBy(fi, d.verifyUser) {

@@ -664,6 +664,30 @@ func TestCacheDir(t *testing.T) {
 	}
 }
 
+// A cache path that is a file, and verify run with --cache-dir "" (sshd passes the quotes through
+// sshd -T as they were written), are both reported.
+func TestCacheDirNotUsable(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "cache")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &doctor{o: Options{CacheDir: file}}
+	d.cacheDir()
+	expect(t, d.findings, want{Warn, "cache", file + ": not a directory", "install -d -m 0700"})
+
+	for _, args := range [][]string{{"--cache-dir", `""`}, {"--cache-dir="}, {"--cache-dir", "''"}} {
+		d := &doctor{o: Options{CacheDir: "/var/cache/opkssh"}}
+		d.applyVerifyFlags(args)
+		d.cacheDir()
+		expect(t, d.findings, want{Warn, "cache", `verify runs with --cache-dir ""`, `drop --cache-dir ""`})
+	}
+	// A log path whose directory is a file.
+	d = &doctor{o: Options{LogFile: filepath.Join(file, "verify.log")}}
+	d.logDest()
+	expect(t, d.findings, want{Warn, "log", file + " is not a directory", "install -d -m 0750"})
+}
+
 func TestLogDest(t *testing.T) {
 	t.Parallel()
 	nobody, err := user.Lookup("nobody")
@@ -680,7 +704,7 @@ func TestLogDest(t *testing.T) {
 		asUser  *user.User
 		want    want
 	}{
-		{name: "missing directory", want: want{Warn, "log", "does not exist: decisions go only to stderr", "install -d -m 0750 -o opkssh "}},
+		{name: "missing directory", want: want{Warn, "log", "does not exist: decisions go only to syslog and stderr", "install -d -m 0750 -o opkssh "}},
 		{name: "existing directory", dirMode: 0o755, want: want{OK, "log", "decisions are logged to ", ""}},
 		{name: "verify user cannot write", dirMode: 0o755, asUser: nobody, want: want{Warn, "log", "the verify user nobody cannot write ", "chown nobody "}},
 		{name: "verify user cannot write the file", dirMode: 0o755, logMode: 0o644, asUser: nobody, want: want{Warn, "log", "cannot write", ""}},
