@@ -87,6 +87,8 @@ type Fetched struct {
 	JWKS      json.RawMessage
 	FetchedAt time.Time
 	MaxAge    time.Duration // from the JWKS response's Cache-Control; 0 if absent
+	// ServerDate is the JWKS response's Date header (the OP's clock), zero if absent.
+	ServerDate time.Time
 }
 
 // Fetch runs discovery and downloads the JWKS document of p.
@@ -120,7 +122,8 @@ func (f Fetcher) Fetch(ctx context.Context, p *policy.Provider) (*Fetched, error
 	if _, err := parseJWKS(data); err != nil {
 		return nil, fmt.Errorf("JWKS at %s: %w", doc.JWKSURI, err)
 	}
-	return &Fetched{Discovery: disc, JWKSURI: doc.JWKSURI, JWKS: data, FetchedAt: time.Now(), MaxAge: maxAge(hdr.Get("Cache-Control"))}, nil
+	date, _ := http.ParseTime(hdr.Get("Date"))
+	return &Fetched{Discovery: disc, JWKSURI: doc.JWKSURI, JWKS: data, FetchedAt: time.Now(), MaxAge: maxAge(hdr.Get("Cache-Control")), ServerDate: date}, nil
 }
 
 // maxAge reads max-age from a Cache-Control header; 0 when absent, no-store or no-cache.

@@ -291,3 +291,16 @@ func TestFetchTimeout(t *testing.T) {
 		t.Fatalf("slow OP: err=%v after %s", err, time.Since(start))
 	}
 }
+
+// Fetch keeps the OP's Date header: doctor compares it with this clock.
+func TestFetchRecordsServerDate(t *testing.T) {
+	f := setup(t)
+	prov := &policy.Provider{Name: "test", Issuer: f.op.Issuer(), ClientIDs: []string{"opkssh"}}
+	got, err := (Fetcher{}).Fetch(context.Background(), prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := got.FetchedAt.Sub(got.ServerDate); got.ServerDate.IsZero() || d < -2*time.Second || d > 2*time.Second {
+		t.Fatalf("ServerDate %v, fetched at %v", got.ServerDate, got.FetchedAt)
+	}
+}

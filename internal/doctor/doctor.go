@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -265,25 +264,17 @@ func (d *doctor) providers(ctx context.Context, pol *policy.Policy) {
 			continue
 		}
 		d.add(OK, check, fmt.Sprintf("%s reachable, JWKS at %s", p.Issuer, fetched.JWKSURI), "")
-		d.clock(ctx, check, p)
+		d.clock(check, fetched)
 	}
 }
 
-// clock compares our clock with the OP's HTTP Date: iat and expiry checks depend on it.
-func (d *doctor) clock(ctx context.Context, check string, p *policy.Provider) {
-	ctx, cancel := context.WithTimeout(ctx, d.o.Timeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, p.Issuer+"/.well-known/openid-configuration", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+// clock compares our clock, when the OP's keys were fetched, with the Date the OP sent with them:
+// iat and expiry checks depend on it. The request is verify's own (same client, ca_file, no proxy).
+func (d *doctor) clock(check string, f *verifier.Fetched) {
+	if f.ServerDate.IsZero() {
 		return
 	}
-	resp.Body.Close()
-	date, err := http.ParseTime(resp.Header.Get("Date"))
-	if err != nil {
-		return
-	}
-	skew := time.Since(date).Round(time.Second)
+	skew := f.FetchedAt.Sub(f.ServerDate).Round(time.Second)
 	if skew < -time.Minute || skew > time.Minute {
 		d.add(Warn, check, fmt.Sprintf("this clock differs from the OP's by %s: fresh tokens may look issued in the future or expired", skew), "synchronise the clock (systemd-timesyncd, chrony)")
 	}
