@@ -16,7 +16,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/openpubkey/openpubkey/oidc"
 	"github.com/openpubkey/openpubkey/pktoken"
 	"golang.org/x/crypto/ssh"
 
@@ -232,22 +231,25 @@ func ParsePKToken(raw []byte) (pkt *pktoken.PKToken, err error) {
 	}
 	pkt = &pktoken.PKToken{}
 	for _, token := range tokens {
-		protected, _, _, err := oidc.SplitCompact(token)
+		// typ is read by the same JOSE parser that AddSignature uses, so that one parser decides.
+		msg, err := jws.Parse(token)
 		if err != nil {
 			return nil, err
 		}
-		var header struct {
-			Type string `json:"typ"`
+		if len(msg.Signatures()) != 1 {
+			return nil, errors.New("each PK token part must carry exactly one signature")
 		}
-		if err := oidc.ParseJWTSegment(protected, &header); err != nil {
-			return nil, fmt.Errorf("protected header: %w", err)
+		typ, _ := msg.Signatures()[0].ProtectedHeaders().Type()
+		sigType := pktoken.SignatureType(typ)
+		switch {
+		case typ == "": // as the library reads it: no typ is the OP's (Okta sends none)
+			sigType = pktoken.OIDC
+		case strings.EqualFold(typ, "at+jwt"):
+			// The library takes an RFC 9068 access token for the ID token; verify wants an ID token,
+			// which is what every supported OP signs and what the nonce commitment is made for.
+			return nil, errors.New("the OP's signed token is an access token (typ at+jwt), not an ID token")
 		}
-		// The library's reading of typ: none (Okta sends none) or an RFC 9068 access token is the OP's.
-		typ := pktoken.SignatureType(header.Type)
-		if header.Type == "" || strings.EqualFold(header.Type, "at+jwt") {
-			typ = pktoken.OIDC
-		}
-		if err := pkt.AddSignature(token, typ); err != nil {
+		if err := pkt.AddSignature(token, sigType); err != nil {
 			return nil, err
 		}
 	}

@@ -20,6 +20,8 @@ package e2e
 //	payload changed after signing, client signature kept       bad_client_signature
 //	client (CIC) signature by another key                      bad_client_signature
 //	nonce that commits to another key                          commitment_mismatch
+//	OP-signed access token (typ at+jwt) instead of an ID token  pk_token_malformed
+//	OP signature typed as the client's (typ CIC)               pk_token_malformed
 //	nonce claim that is a number                               claims_malformed
 //	honest PK token replayed in a certificate for another key  key_mismatch
 //	certificate signed by a key other than its own             cert_malformed
@@ -187,6 +189,9 @@ func TestAdversarial(t *testing.T) {
 		{name: "payload changed after signing, client signature kept", principal: "alice", cert: m.tamperHonest("alice@example.com", "admin@example.com"), reason: "bad_client_signature"},
 		{name: "client signature by another key", principal: "alice", cert: m.mintWith(honestClaims, opSigned, foreignEC), reason: "bad_client_signature"},
 		{name: "nonce committing to another key", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = m.otherNonce() })), reason: "commitment_mismatch"},
+		{name: "OP-signed access token (typ at+jwt) instead of an ID token", principal: "alice", cert: m.mint(honestClaims, m.typedOPSigner("at+jwt")), reason: "pk_token_malformed"},
+		{name: "OP signature typed as the client's (CIC)", principal: "alice", cert: m.mint(honestClaims, m.typedOPSigner("CIC")), reason: "pk_token_malformed"},
+		{name: "control: OP signature without typ", principal: "alice", cert: m.mint(honestClaims, m.typedOPSigner("")), reason: "allowed"},
 		{name: "nonce claim is a number", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = 12345 })), reason: "claims_malformed"},
 
 		// The certificate.
@@ -404,6 +409,15 @@ func signer(alg string, key any, kid string) idSigner {
 }
 
 func (m *minter) opSigner(alg, kid string) idSigner { return signer(alg, m.opKey, kid) }
+
+// typedOPSigner signs with the OP's key under another typ header.
+func (m *minter) typedOPSigner(typ string) idSigner {
+	return func(payload []byte) ([]byte, error) {
+		h := jwtHeaders(m.kid)
+		h.Set(jws.TypeKey, typ)
+		return jws.Sign(payload, jws.WithKey(jwa.RS256(), m.opKey, jws.WithProtectedHeaders(h)))
+	}
+}
 
 func unsigned(kid string) idSigner {
 	return func(payload []byte) ([]byte, error) {
