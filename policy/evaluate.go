@@ -125,7 +125,8 @@ type matcher struct {
 	claims Claims
 	// forDeny skips the email_verified check: a deny entry matches whatever
 	// the token says about verification, because matching more is the safe
-	// side for a deny list.
+	// side for a deny list. For the same reason a group deny entry matches a
+	// groups claim that is neither a list nor a string.
 	forDeny bool
 	from    netip.Addr // the client's address; invalid when unknown
 }
@@ -206,6 +207,11 @@ func (m matcher) match(id Identity) (bool, string) {
 			// never split on commas or spaces.
 			list = []any{g}
 		default:
+			if m.forDeny {
+				// A deny entry errs towards matching, as it does for email_verified: a groups claim
+				// of another shape cannot be read, so it cannot show the person is not in the group.
+				return true, ""
+			}
 			return false, fmt.Sprintf("groups claim %q is neither a list nor a string", m.prov.GroupsClaim)
 		}
 		if containsString(list, id.Value) {

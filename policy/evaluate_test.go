@@ -185,6 +185,10 @@ func TestEvaluate(t *testing.T) {
 		{"deny ignores verification", "root", "corp", `{"email": "MALLORY@example.com", "groups": ["ops"]}`, ReasonDenyList, 0, ""},
 		{"deny scoped other provider", "deploy", "ci", `{"repository": "org/app", "groups": ["fired"]}`, ReasonAllowed, 20, ""},
 		{"deny scoped", "root", "corp", `{"groups": ["ops", "fired"]}`, ReasonDenyList, 0, "t.yaml:28"},
+		{"deny group as a single string", "root", "corp", `{"groups": "fired"}`, ReasonDenyList, 0, "t.yaml:28"},
+		// A groups claim of another shape cannot show the person is not in the group: deny.
+		{"deny group, groups unreadable", "root", "corp", `{"email": "alice@example.com", "email_verified": true, "amr": ["mfa"], "groups": {"fired": true}}`, ReasonDenyList, 0, "t.yaml:28"},
+		{"control: same token, groups a list", "root", "corp", `{"email": "alice@example.com", "email_verified": true, "amr": ["mfa"], "groups": ["dev"]}`, ReasonAllowed, 10, ""},
 		{"invalid principal", "root\n", "corp", `{"groups": ["ops"]}`, ReasonInvalidPrincipal, 0, ""},
 		{"invalid principal option", "-oProxyCommand=x", "corp", `{"groups": ["ops"]}`, ReasonInvalidPrincipal, 0, ""},
 		{"empty principal", "", "corp", `{"groups": ["ops"]}`, ReasonInvalidPrincipal, 0, ""},
