@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -123,7 +124,9 @@ func removeKeyPair(out io.Writer, keyPath string) (bool, error) {
 	if cert != nil {
 		who = certstatus.Of(cert, time.Now(), 0).Identity
 	} else {
+		// The comment is the file's text, not a verified identity: quote it.
 		who, _ = sshcert.OpksshKeyIdentity(keyPath)
+		who = strconv.Quote(who)
 	}
 	if _, err := removeRefreshToken(out, keyPath, true); err != nil {
 		return false, err

@@ -22,8 +22,9 @@ var ErrForeignKey = errors.New("a private key that opkssh did not create is in t
 func CertPath(keyPath string) string { return keyPath + "-cert.pub" }
 
 // WriteKeyPair writes the private key (0600) and its certificate (0644) next to it. An existing
-// private key is replaced only if opkssh made it, which we recognise by the OpenPubkey certificate
-// beside it; anything else is left alone and ErrForeignKey returned. Each file is written to a
+// private key is replaced only if opkssh made it (see OwnedByOpkssh: the OpenPubkey certificate
+// beside it, or with none, the key's own "opkssh:" comment); anything else is left alone and
+// ErrForeignKey returned. Each file is written to a
 // temporary file, synced and renamed, so a crash leaves either the old or the new file, never a
 // truncated one.
 func WriteKeyPair(keyPath string, key crypto.Signer, cert *ssh.Certificate, comment string) error {

@@ -3,7 +3,9 @@ package sshcert
 import (
 	"bytes"
 	"encoding/pem"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -18,9 +20,17 @@ const KeyCommentPrefix = "opkssh:"
 const maxKeyFile = 64 << 10
 
 // OpksshKeyIdentity reports whether the file at keyPath is a private key opkssh wrote, judged by
-// its comment, and returns the identity in that comment. Only unencrypted OpenSSH keys of the
-// types opkssh makes (ECDSA P-256, Ed25519) can qualify: opkssh never encrypts its keys.
+// its comment, and returns the identity in that comment. Only a regular file holding an
+// unencrypted OpenSSH key of a type opkssh makes (ECDSA P-256, Ed25519) can qualify: opkssh never
+// encrypts its keys. A public key file beside it (keyPath.pub, which opkssh never writes) means
+// someone has been using the key as their own: then it is not opkssh's any more.
 func OpksshKeyIdentity(keyPath string) (string, bool) {
+	if fi, err := os.Lstat(keyPath); err != nil || !fi.Mode().IsRegular() {
+		return "", false
+	}
+	if _, err := os.Lstat(keyPath + ".pub"); !errors.Is(err, fs.ErrNotExist) {
+		return "", false
+	}
 	f, err := os.Open(keyPath)
 	if err != nil {
 		return "", false

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -78,6 +79,22 @@ func TestOwnedByOpksshWithoutCertificate(t *testing.T) {
 	}
 	if err := WriteKeyPair(ours, ec, c, KeyCommentPrefix+"alice@example.com"); err != nil {
 		t.Fatalf("replacing own key without its certificate: %v", err)
+	}
+
+	// A public key file beside it: someone uses the key as their own.
+	os.Remove(CertPath(ours))
+	os.WriteFile(ours+".pub", []byte("ecdsa-sha2-nistp256 AAAA opkssh:alice@example.com\n"), 0o644)
+	if owned, _ := OwnedByOpkssh(ours); owned {
+		t.Fatal("OwnedByOpkssh = true with a .pub file beside the key")
+	}
+	os.Remove(ours + ".pub")
+	// A FIFO where the key should be is never opened (it would block).
+	fifo := filepath.Join(dir, "id_fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if owned, _ := OwnedByOpkssh(fifo); owned {
+		t.Fatal("OwnedByOpkssh(FIFO) = true")
 	}
 
 	mine := filepath.Join(dir, "id_mine")
