@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -122,7 +123,9 @@ func LoadRefreshToken(path string) (StoredRefreshToken, error) {
 	if err := dec.Decode(&t); err != nil || t.Issuer == "" || t.ClientID == "" || t.RefreshToken == "" {
 		return StoredRefreshToken{}, fmt.Errorf("%s: %w", path, ErrNotRefreshTokenFile)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	// Windows reports no Unix permissions (every writable file is 0666); the file is guarded by the
+	// ACL it inherits from the profile directory instead.
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return StoredRefreshToken{}, fmt.Errorf("%s has mode %#o: a refresh token must be readable by its owner only; remove the file (or chmod 600 it if you trust that nobody copied it)", path, fi.Mode().Perm())
 	}
 	return t, nil

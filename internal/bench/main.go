@@ -224,7 +224,8 @@ func (b *bench) verifyLatency() error {
 	empty, libs := median(floors[1].times), median(floors[2].times)
 	fmt.Fprintf(&b.report, "Target: warm median ≤ 5 ms. Measured warm median: %.2f ms (%s).\n\n", ms(median(warm)), verdict(median(warm) <= 5*time.Millisecond))
 	fmt.Fprintf(&b.report, "Where the warm median goes, by the rows above: %.2f ms is what any Go program costs here (empty main), "+
-		"%.2f ms the package initialisation of the libraries verify needs (their row minus the empty main), %.2f ms the rest of "+
+		"%.2f ms what linking the libraries verify needs costs before any work, their package initialisation and the page "+
+		"faults of a larger binary (their row minus the empty main), %.2f ms the rest of "+
 		"opkssh's start-up (`--version` minus that row), and %.2f ms the decision itself (certificate, PK token, cached keys, "+
 		"policy snapshot, log). Package initialisation of opkssh alone (GODEBUG=inittrace=1, median of 15 runs) is %.2f ms "+
 		"over %d packages.\n\n",
@@ -234,13 +235,14 @@ func (b *bench) verifyLatency() error {
 	if extra := medianInt(warmFaults) - emptyFaults; extra > 0 {
 		slope = float64((median(warm) - empty).Microseconds()) / float64(extra)
 	}
-	fmt.Fprintf(&b.report, "Time here follows the number of pages a process touches. Touching a fresh anonymous page for the "+
-		"first time costs %.1f µs on this machine (1,024 pages, median of 5 rounds), and from the empty main to a warm verify "+
-		"each extra page fault goes with %.0f µs of wall time (%d faults against %d).",
+	fmt.Fprintf(&b.report, "Page faults are costly here: touching a fresh anonymous page for the first time costs %.1f µs on "+
+		"this machine (1,024 pages, median of 5 rounds). From the empty main to a warm verify each extra page fault goes with "+
+		"%.0f µs of wall time (%d faults against %d): the faults themselves explain part of that, the code that touches "+
+		"those pages the rest.",
 		float64(perPage.Nanoseconds())/1000, slope, medianInt(warmFaults), emptyFaults)
 	if empty > 5*time.Millisecond {
 		fmt.Fprintf(&b.report, " A Go program that does nothing already takes %.2f ms here, so no Go verify can meet the 5 ms "+
-			"target on this machine; the design notes measured 2.0 ms for the same program on theirs.", ms(empty))
+			"target on this machine; the design notes measured 2.0 ms for a Go hello-world on theirs.", ms(empty))
 	}
 	fmt.Fprintf(&b.report, "\n\n")
 	return nil

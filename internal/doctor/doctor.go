@@ -200,7 +200,7 @@ func (d *doctor) binary(path string) {
 		}
 		uid, _, ok := fileowner.Of(fi)
 		if !ok || uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			d.add(Fail, "binary", fmt.Sprintf("%s is owned by uid %d with mode %04o: sshd refuses the command unless it and every parent directory are root-owned and not writable by group or others", p, uid, fi.Mode().Perm()),
+			d.add(Fail, "binary", fmt.Sprintf("%s is owned by %s with mode %04o: sshd refuses the command unless it and every parent directory are root-owned and not writable by group or others", p, ownerText(uid, ok), fi.Mode().Perm()),
 				fmt.Sprintf("chown root:root %s && chmod go-w %s", p, p))
 			bad = true
 		}
@@ -297,7 +297,7 @@ func (d *doctor) cacheDir() {
 	}
 	uid, _, ok := fileowner.Of(fi)
 	if !ok || fi.Mode().Perm()&0o077 != 0 || (d.verifyUser != nil && strconv.Itoa(uid) != d.verifyUser.Uid) {
-		d.add(Warn, "cache", fmt.Sprintf("%s has owner uid %d and mode %04o: verify uses it only if the verify user owns it and it is not group/other-writable", d.o.CacheDir, uid, fi.Mode().Perm()),
+		d.add(Warn, "cache", fmt.Sprintf("%s is owned by %s with mode %04o: verify uses it only if the verify user owns it and it is not group/other-writable", d.o.CacheDir, ownerText(uid, ok), fi.Mode().Perm()),
 			fmt.Sprintf("chown %s %s && chmod 0700 %s", d.userName(), d.o.CacheDir, d.o.CacheDir))
 		return
 	}
@@ -344,11 +344,22 @@ func (d *doctor) userName() string {
 }
 
 func writableBy(fi os.FileInfo, u *user.User) bool {
-	fuid, fgid, _ := fileowner.Of(fi)
+	fuid, fgid, ok := fileowner.Of(fi)
+	if !ok {
+		return false // no numeric owner (not Unix): cannot tell
+	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	m := fi.Mode().Perm()
 	return (fuid == uid && m&0o200 != 0) || (fgid == gid && m&0o020 != 0) || m&0o002 != 0
+}
+
+// ownerText names a file's owner for a message.
+func ownerText(uid int, known bool) string {
+	if !known {
+		return "an unknown owner"
+	}
+	return fmt.Sprintf("uid %d", uid)
 }
 
 func firstLine(b []byte) string {

@@ -631,9 +631,9 @@ func TestCacheDir(t *testing.T) {
 	}{
 		{name: "missing", want: want{Warn, "cache", "cannot ride out an OP outage", "create it: install -d -m 0700 -o opkssh "}},
 		{name: "missing, verify user known", asUser: nobody, want: want{Warn, "cache", "", "install -d -m 0700 -o nobody "}},
-		{name: "mode 0755", mode: 0o755, want: want{Warn, "cache", "has owner uid 0 and mode 0755", "chown opkssh "}},
+		{name: "mode 0755", mode: 0o755, want: want{Warn, "cache", "is owned by uid 0 with mode 0755", "chown opkssh "}},
 		{name: "mode 0700", mode: 0o700, want: want{OK, "cache", " is the verify user's", ""}},
-		{name: "mode 0700, owned by another user", mode: 0o700, asUser: nobody, want: want{Warn, "cache", "has owner uid 0 and mode 0700", "chown nobody "}},
+		{name: "mode 0700, owned by another user", mode: 0o700, asUser: nobody, want: want{Warn, "cache", "is owned by uid 0 with mode 0700", "chown nobody "}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

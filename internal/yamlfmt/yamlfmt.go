@@ -19,7 +19,8 @@ const blankLineWindow = 64
 // the next original lines (trailing spaces ignored) gets the blank lines that stood before that line,
 // less those already before it. Lines the edit added or changed get none. If the result does not
 // decode to the same data as out (blank lines matter inside some multi-line scalars), out is
-// returned unchanged: keeping the layout must never change the policy.
+// returned unchanged: keeping the layout must never change the policy. (So does a document holding
+// a value that never equals itself, such as .nan: it loses its blank lines, nothing else.)
 func KeepBlankLines(orig, out []byte) []byte {
 	type anchor struct {
 		text   string
