@@ -88,20 +88,16 @@ func describeToken(raw []byte) (*TokenInfo, error) {
 		Email         string          `json:"email"`
 		EmailVerified *bool           `json:"email_verified"`
 		Aud           json.RawMessage `json:"aud"`
-		Groups        []string        `json:"groups"`
+		Groups        json.RawMessage `json:"groups"`
 		Iat           *float64        `json:"iat"`
 		Exp           *float64        `json:"exp"`
 	}
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: PK token claims: %v", ErrMalformed, err)
 	}
-	info := &TokenInfo{Issuer: c.Iss, Subject: c.Sub, Email: c.Email, EmailVerified: c.EmailVerified, Groups: c.Groups, Size: len(raw)}
-	var one string
-	if json.Unmarshal(c.Aud, &one) == nil {
-		info.Audience = []string{one}
-	} else {
-		json.Unmarshal(c.Aud, &info.Audience)
-	}
+	info := &TokenInfo{Issuer: c.Iss, Subject: c.Sub, Email: c.Email, EmailVerified: c.EmailVerified, Size: len(raw)}
+	// aud and groups may each be one string or a list of strings.
+	info.Audience, info.Groups = stringOrList(c.Aud), stringOrList(c.Groups)
 	info.IssuedAt, info.Expires = unixPtr(c.Iat), unixPtr(c.Exp)
 	if hdr, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
 		var h struct {
@@ -112,6 +108,17 @@ func describeToken(raw []byte) (*TokenInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// stringOrList reads a claim that is a string or a list of strings; anything else reads as none.
+func stringOrList(raw json.RawMessage) []string {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}
+	}
+	var list []string
+	json.Unmarshal(raw, &list)
+	return list
 }
 
 func unixPtr(f *float64) *time.Time {

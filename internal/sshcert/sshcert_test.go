@@ -190,6 +190,15 @@ func TestDescribe(t *testing.T) {
 	if !d.SelfSigned || d.ValidBefore != nil {
 		t.Errorf("self-signed %v, valid before %v", d.SelfSigned, d.ValidBefore)
 	}
+	if len(d.Token.Groups) != 1 || d.Token.Groups[0] != "g" {
+		t.Errorf("groups %q", d.Token.Groups)
+	}
+	// Some OPs send one group as a plain string and iat with a fraction; verify accepts both.
+	payload = base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"https://op.example","sub":"alice","aud":"x","iat":1764000000.5,"groups":"admins"}`))
+	c3, _ := newCert(t, Params{PKToken: []byte(payload + ":" + hdr + ":s:h:s")})
+	if d := Describe(c3); d.Token == nil || len(d.Token.Groups) != 1 || d.Token.Groups[0] != "admins" || d.Token.IssuedAt == nil || len(d.Token.Audience) != 1 {
+		t.Errorf("groups as a string: %+v (err %q)", d.Token, d.TokenError)
+	}
 	c2, _ := newCert(t, Params{PKToken: []byte("garbage")})
 	if d := Describe(c2); d.Token != nil || d.TokenError == "" {
 		t.Errorf("garbage token described as %+v", d.Token)
