@@ -21,6 +21,8 @@ func startOP(t *testing.T) *testop.Server {
 	op, err := testop.Start(testop.Options{Users: []testop.User{
 		{Subject: "alice", Email: "alice@example.com", EmailVerified: true, Groups: []string{"admins"}, AMR: []string{"pwd", "mfa"}},
 		{Subject: "bob", Email: "bob@example.com", EmailVerified: true},
+		// Some OPs send a single group as a plain string.
+		{Subject: "carol", Email: "carol@example.com", EmailVerified: true, Extra: map[string]any{"groups": "ops"}},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -153,6 +153,20 @@ func TestSSH(t *testing.T) {
 
 	t.Run("port forwarding with -L", func(t *testing.T) { testForwarding(t, e, aliceEC) })
 
+	// openpubkey's own parser refuses such a token outright; verify reads it as one group.
+	t.Run("groups claim as one string", func(t *testing.T) {
+		carol := login(t, op, "carol@example.com", "ecdsa", filepath.Join(e.keys, "carol_ecdsa"))
+		opsRule := aliceRule + "  - principals: [" + userOther + "]\n    provider: test\n    identities:\n      - group: ops\n"
+		if err := e.install.WritePolicy(policy(op.Issuer(), opsRule)); err != nil {
+			t.Fatal(err)
+		}
+		e.mustLogIn(t, userOther, carol)
+		e.mustBeRefused(t, userAllowed, carol)
+		if r := opkssh(t, nil, "inspect", carol+"-cert.pub"); r.code != 0 || !strings.Contains(r.stdout, "  Groups:       ops\n") {
+			t.Fatalf("inspect: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
 	t.Run("expired login is refused", func(t *testing.T) {
 		signer, alg := logintest.NewKey("ecdsa")
 		iat := time.Now().Add(-25 * time.Hour)
