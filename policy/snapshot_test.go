@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/opkssh-team/opkssh/internal/filelock"
 )
 
 func snapshotFixture(t *testing.T) (LoadOptions, string) {
@@ -122,5 +125,53 @@ func TestLoadForPrincipalUnsafeCacheDir(t *testing.T) {
 	}
 	if dirs, _ := filepath.Glob(filepath.Join(cache, "policy-*")); len(dirs) != 0 {
 		t.Fatal("snapshot written into a world-writable directory")
+	}
+}
+
+// After an edit, concurrent loads parse the policy once: one builds the snapshot, the others wait
+// for it and read it. (Not parallel with other tests: it counts every snapshot build.)
+func TestLoadForPrincipalBuildsOnce(t *testing.T) {
+	opts, cache := snapshotFixture(t)
+	before := snapshotLoads.Load()
+	const n = 8
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			p, err := LoadForPrincipal(opts, cache, "user7")
+			if err == nil && !p.Evaluate("user7", "corp", Claims{"email": "user7@example.com", "email_verified": true}).Allowed {
+				err = errors.New("user7 not allowed")
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := snapshotLoads.Load() - before; got != 1 {
+		t.Fatalf("%d concurrent loads parsed the policy %d times, want once", n, got)
+	}
+}
+
+// A builder that holds the lock too long does not lock the others out: after the wait they load
+// the policy themselves.
+func TestLoadForPrincipalBuildWaitIsBounded(t *testing.T) {
+	opts, cache := snapshotFixture(t)
+	unlock, err := filelock.Lock(filepath.Join(cache, ".policy-build.lock"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	old := snapshotBuildWait
+	snapshotBuildWait = 100 * time.Millisecond
+	defer func() { snapshotBuildWait = old }()
+	start := time.Now()
+	p, err := LoadForPrincipal(opts, cache, "root")
+	if err != nil || len(p.Rules) == 0 {
+		t.Fatalf("load while another holds the build lock: %v", err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("waited %v for the build lock, want about 100ms", d)
 	}
 }

@@ -8,3 +8,8 @@ import "errors"
 func Lock(string, func()) (func(), error) {
 	return nil, errors.New("locking a file needs flock, which this system lacks")
 }
+
+// TryLock fails: this system has no flock.
+func TryLock(string) (func(), bool, error) {
+	return nil, false, errors.New("locking a file needs flock, which this system lacks")
+}

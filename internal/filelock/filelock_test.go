@@ -57,3 +57,31 @@ func TestLockRefusesSymlink(t *testing.T) {
 		t.Fatal("created the symbolic link's target")
 	}
 }
+
+// TryLock never waits: it fails while another holds the lock (even in this process) and succeeds
+// once the lock is free.
+func TestTryLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.lock")
+	unlock, err := Lock(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, ok, err := TryLock(path); ok || err != nil {
+		if u != nil {
+			u()
+		}
+		t.Fatalf("TryLock while held = %v, %v", ok, err)
+	}
+	unlock()
+	u, ok, err := TryLock(path)
+	if !ok || err != nil {
+		t.Fatalf("TryLock when free = %v, %v", ok, err)
+	}
+	u()
+	if err := os.Symlink(path, path+".link"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := TryLock(path + ".link"); ok || err == nil {
+		t.Fatalf("TryLock through a symbolic link = %v, %v", ok, err)
+	}
+}

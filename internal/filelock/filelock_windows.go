@@ -36,3 +36,24 @@ func Lock(path string, waiting func()) (unlock func(), err error) {
 	}
 	return func() { f.Close() }, nil
 }
+
+// TryLock takes the lock like Lock but never waits: ok is false, with no error, if another holds it.
+func TryLock(path string) (unlock func(), ok bool, err error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return nil, false, errors.New(path + " is a symbolic link; refusing to lock through it")
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	whole := uint32(^uint32(0))
+	err = windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, whole, whole, new(windows.Overlapped))
+	if err != nil {
+		f.Close()
+		if errors.Is(err, windows.ERROR_LOCK_VIOLATION) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return func() { f.Close() }, true, nil
+}
