@@ -348,10 +348,20 @@ func writableBy(fi os.FileInfo, u *user.User) bool {
 	if !ok {
 		return false // no numeric owner (not Unix): cannot tell
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	m := fi.Mode().Perm()
-	return (fuid == uid && m&0o200 != 0) || (fgid == gid && m&0o020 != 0) || m&0o002 != 0
+	if m&0o002 != 0 || (strconv.Itoa(fuid) == u.Uid && m&0o200 != 0) {
+		return true
+	}
+	return m&0o020 != 0 && slices.Contains(groupsOf(u), strconv.Itoa(fgid))
+}
+
+// groupsOf lists the user's primary and supplementary group IDs (a variable for the tests).
+var groupsOf = func(u *user.User) []string {
+	ids, err := u.GroupIds()
+	if err != nil {
+		return []string{u.Gid}
+	}
+	return append(ids, u.Gid)
 }
 
 // ownerText names a file's owner for a message.

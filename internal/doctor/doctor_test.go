@@ -10,11 +10,13 @@ import (
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/internal/testop"
 	"github.com/opkssh-team/opkssh/policy"
 	"github.com/opkssh-team/opkssh/verifier"
@@ -820,6 +822,28 @@ func TestWritableBy(t *testing.T) {
 		if got := writableBy(fi, tt.u); got != tt.want {
 			t.Errorf("%s: writableBy(mode %04o, uid %s gid %s) = %v, want %v", tt.name, tt.mode, tt.u.Uid, tt.u.Gid, got, tt.want)
 		}
+	}
+}
+
+// A group-writable file counts for a user who has the file's group as a supplementary group.
+func TestWritableBySupplementaryGroup(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	writeFile(t, path, "", 0o664)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fileGid, _ := fileowner.Of(fi)
+	member := &user.User{Uid: "4242", Gid: "4243", Username: "member"}
+	old := groupsOf
+	defer func() { groupsOf = old }()
+	groupsOf = func(*user.User) []string { return []string{"4243", strconv.Itoa(fileGid)} }
+	if !writableBy(fi, member) {
+		t.Error("a supplementary group member cannot write a group-writable file")
+	}
+	groupsOf = func(*user.User) []string { return []string{"4243"} }
+	if writableBy(fi, member) {
+		t.Error("a user outside the file's group can write it")
 	}
 }
 
