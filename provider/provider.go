@@ -16,9 +16,10 @@ package provider
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
+
+	"github.com/opkssh-team/opkssh/internal/idtoken"
 )
 
 // DefaultRedirectURIs are tried in order; the first whose port is free is used. They match the
@@ -86,7 +87,7 @@ func ValidateIssuer(issuer string) error {
 	case "https":
 		return nil
 	case "http":
-		if IsLoopbackHost(u.Hostname()) {
+		if idtoken.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 		return fmt.Errorf("issuer %q uses http: only https is accepted, except for loopback test OPs", issuer)
@@ -95,21 +96,12 @@ func ValidateIssuer(issuer string) error {
 	}
 }
 
-// IsLoopbackHost reports whether host is "localhost" or a loopback IP literal.
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 func validateRedirect(r string) error {
 	u, err := url.Parse(r)
 	if err != nil {
 		return fmt.Errorf("redirect URI %q: %v", r, err)
 	}
-	if u.Scheme != "http" || !IsLoopbackHost(u.Hostname()) || u.Port() == "" || u.Port() == "0" {
+	if u.Scheme != "http" || !idtoken.IsLoopbackHost(u.Hostname()) || u.Port() == "" || u.Port() == "0" {
 		return fmt.Errorf("redirect URI %q must be http on localhost or a loopback IP with an explicit port, e.g. http://localhost:3000/login-callback", r)
 	}
 	return nil

@@ -17,8 +17,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/opkssh-team/opkssh/internal/idtoken"
 	"github.com/opkssh-team/opkssh/policy"
-	"github.com/opkssh-team/opkssh/provider"
 )
 
 // KeySource supplies a provider's public keys. kid is the key the token names, so that a caching
@@ -112,7 +112,7 @@ func (f Fetcher) Fetch(ctx context.Context, p *policy.Provider) (*Fetched, error
 		return nil, fmt.Errorf("discovery document names issuer %q, expected %q", doc.Issuer, p.Issuer)
 	}
 	u, err := url.Parse(doc.JWKSURI)
-	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && provider.IsLoopbackHost(u.Hostname()))) {
+	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && idtoken.IsLoopbackHost(u.Hostname()))) {
 		return nil, fmt.Errorf("discovery document of %s has an unusable jwks_uri %q", p.Issuer, doc.JWKSURI)
 	}
 	data, hdr, err := get(ctx, hc, doc.JWKSURI)

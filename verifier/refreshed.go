@@ -10,8 +10,8 @@ import (
 
 	"github.com/openpubkey/openpubkey/pktoken"
 
+	"github.com/opkssh-team/opkssh/internal/idtoken"
 	"github.com/opkssh-team/opkssh/policy"
-	"github.com/opkssh-team/opkssh/provider"
 )
 
 // A PK token may carry, after its signatures, a refreshed ID token (pktoken's FreshIDToken): the
@@ -21,7 +21,7 @@ import (
 //   - the OP's signature verifies with the provider's keys, under the same algorithm rules as the
 //     original's (opSignature);
 //   - iss is the provider's issuer and aud contains one of its client IDs;
-//   - it agrees with the original (provider.CheckRefreshed): the same sub, aud and azp, an iat not
+//   - it agrees with the original (idtoken.CheckRefreshed): the same sub, aud and azp, an iat not
 //     before the original's, the same email if it has one, and the same auth_time or nonce;
 //   - its iat is not in the future beyond the clock skew.
 //
@@ -33,7 +33,7 @@ import (
 //
 // A refreshed token that fails any check denies the login (ReasonRefreshedInvalid), with one
 // exception: a valid token that agrees with the original but carries neither its auth_time nor its
-// nonce is not evidence about this key (provider.ErrUnboundRefresh), so it is ignored, as
+// nonce is not evidence about this key (idtoken.ErrUnboundRefresh), so it is ignored, as
 // verifiers that do not know refreshes ignore it; the original's expiry then applies. This keeps
 // certificates refreshed by other OpenPubkey clients at OPs without auth_time (Google) working for
 // as long as their original login does. Ignoring a token gives nothing away: whoever can present
@@ -68,7 +68,7 @@ func (v *idTokenVerifier) refreshedClaims(ctx context.Context, pkt *pktoken.PKTo
 	if err != nil || !slices.ContainsFunc(auds, func(a string) bool { return slices.Contains(v.provider.ClientIDs, a) }) {
 		return nil, false, deny(ReasonRefreshedInvalid, fmt.Errorf("refreshed ID token audience %q contains none of the client IDs %q of provider %s", auds, v.provider.ClientIDs, v.provider.Name))
 	}
-	if err := provider.CheckRefreshed(pkt.Payload, payload); errors.Is(err, provider.ErrUnboundRefresh) {
+	if err := idtoken.CheckRefreshed(pkt.Payload, payload); errors.Is(err, idtoken.ErrUnboundRefresh) {
 		return original, false, nil
 	} else if err != nil {
 		return nil, false, deny(ReasonRefreshedInvalid, err)
