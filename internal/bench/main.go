@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -349,27 +350,10 @@ func (b *bench) herd(pol, cacheDir string) error {
 	}
 	fmt.Fprintf(f, "# edited %s\n", time.Now().Format(time.RFC3339Nano))
 	f.Close()
-	var mu sync.Mutex
-	var times []time.Duration
-	var failed int
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d, _, err := b.exec(nil, b.verifyArgs(pol, cacheDir, "alice")...)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				failed++
-				return
-			}
-			times = append(times, d)
-		}()
-	}
-	wg.Wait()
-	wall := time.Since(start)
+	times, failed, wall := atOnce(n, func() (time.Duration, bool) {
+		d, _, err := b.exec(nil, b.verifyArgs(pol, cacheDir, "alice")...)
+		return d, err == nil
+	})
 	fmt.Fprintf(&b.report, "Right after an edit (a comment appended to a drop-in), %d verifies started at once: all done in %.2f s, "+
 		"%d failed; per process %s.\n\n", n, wall.Seconds(), failed, stats(times))
 	if failed > 0 {
@@ -448,41 +432,50 @@ func (b *bench) parallelSSH() error {
 	// The harness sets MaxStartups 100:30:200 (the default 10:30:100 drops connections at random
 	// beyond 10 unauthenticated ones); a failed login is retried once and counted.
 	const n = 50
+	var retried atomic.Int32
+	times, failures, total := atOnce(n, func() (time.Duration, bool) {
+		for attempt := 0; attempt < 2; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			t0 := time.Now()
+			out, _, err := srv.Run(ctx, account, b.key, "true && echo ok")
+			cancel()
+			if err == nil && strings.TrimSpace(out) == "ok" {
+				return time.Since(t0), true
+			}
+			if attempt == 0 {
+				retried.Add(1)
+			}
+		}
+		return 0, false
+	})
+	fmt.Fprintf(&b.report, "Real sshd on 127.0.0.1 (AuthorizedKeysCommand as nobody, MaxStartups 100:30:200), real ssh client, key ECDSA P-256, all started at once: "+
+		"%d of %d logins succeeded (%d needed a second attempt, %d failed twice) in %.1f s; per login %s.\n",
+		len(times), n, retried.Load(), failures, total.Seconds(), stats(times))
+	return nil
+}
+
+// atOnce runs fn n times, all at once, and returns the durations of the runs that succeeded, the
+// number that failed and the wall time of the whole.
+func atOnce(n int, fn func() (time.Duration, bool)) (times []time.Duration, failed int, wall time.Duration) {
 	var mu sync.Mutex
-	var times []time.Duration
-	failures, retried := 0, 0
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for attempt := 0; attempt < 2; attempt++ {
-				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				t0 := time.Now()
-				out, _, err := srv.Run(ctx, account, b.key, "true && echo ok")
-				cancel()
-				mu.Lock()
-				if err == nil && strings.TrimSpace(out) == "ok" {
-					times = append(times, time.Since(t0))
-					mu.Unlock()
-					return
-				}
-				if attempt == 0 {
-					retried++
-				} else {
-					failures++
-				}
-				mu.Unlock()
+			d, ok := fn()
+			mu.Lock()
+			defer mu.Unlock()
+			if ok {
+				times = append(times, d)
+			} else {
+				failed++
 			}
 		}()
 	}
 	wg.Wait()
-	total := time.Since(start)
-	fmt.Fprintf(&b.report, "Real sshd on 127.0.0.1 (AuthorizedKeysCommand as nobody, MaxStartups 100:30:200), real ssh client, key ECDSA P-256, all started at once: "+
-		"%d of %d logins succeeded (%d needed a second attempt, %d failed twice) in %.1f s; per login %s.\n",
-		len(times), n, retried, failures, total.Seconds(), stats(times))
-	return nil
+	return times, failed, time.Since(start)
 }
 
 // initTrace sums the clock time of every package init of `opkssh --version` (median of 15 runs).
