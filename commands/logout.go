@@ -28,7 +28,8 @@ ssh-agent, so that this machine holds no opkssh credential any more.
 Files: ~/.ssh/id_ecdsa and ~/.ssh/id_ed25519 with their -cert.pub and .refresh files, or only
 --key-file PATH, PATH-cert.pub and PATH.refresh. A key is removed only if the certificate beside it
 carries an OpenPubkey PK token, or, with no certificate beside it, if the key's comment starts with
-"opkssh:" (opkssh writes that comment) — the rule login applies before it overwrites a key. Any
+"opkssh:" (opkssh writes that comment) and no PATH.pub sits beside it — the rule login applies
+before it overwrites a key. Any
 other key or certificate is left alone, and said so. The refresh token goes first (it lives
 longest), then the key, then the certificate.
 
