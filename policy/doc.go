@@ -71,7 +71,9 @@
 //   - sub: exact string equality.
 //   - group: the provider's groups claim must be a list of strings
 //     containing the value exactly, or a single string equal to it (some
-//     OPs send one group so; the string is never split).
+//     OPs send one group so; the string is never split). A group deny entry
+//     also matches a groups claim of any other shape, which cannot show the
+//     person is outside the group.
 //   - claim: matches a string equal to the value, a list containing it, or a
 //     number or boolean whose JSON text equals it (value: true matches true).
 //   - Claim names (and groups_claim) are looked up as a top-level claim
