@@ -9,8 +9,9 @@
 //  2. the PK token's issuer is a provider configured in policies.yaml (exact string match);
 //  3. the PK token carries exactly two signatures, the OP's part is an ID token (not an access
 //     token, typ at+jwt), and the client's own signature over the ID token's payload verifies;
-//     then the OP's signature verifies with a key from that provider's JWKS (KeySource; normally the on-disk Cache, see cache.go), under the algorithm the key
-//     allows (RS256, PS256, ES256, EdDSA; never none or HMAC); the audience contains a configured
+//     then the OP's signature verifies with a key from that provider's JWKS (KeySource;
+//     normally the on-disk Cache, see cache.go), under the algorithm the key allows (RS256,
+//     PS256, ES256, EdDSA; never none or HMAC); the audience contains a configured
 //     client ID; the nonce equals the hash of the client instance claims;
 //  4. the key the ID token commits to is the certificate's key;
 //  5. the token is within the provider's expiration rule (from iat, or the token's exp) and its
