@@ -27,7 +27,7 @@ func Parse(file string, data []byte) (*Policy, error) {
 
 var (
 	identityKeys = []string{KindEmail, KindEmailDomain, KindSub, KindGroup, KindClaim}
-	providerKeys = []string{"issuer", "client_ids", "expiration", "ca_file", "jwks_file", "require_email_verified", "groups_claim"}
+	providerKeys = []string{"issuer", "client_ids", "expiration", "ca_file", "jwks_file", "require_email_verified", "groups_claim", "tenants"}
 	ruleKeys     = []string{"principals", "provider", "identities", "require", "comment"}
 )
 
@@ -221,6 +221,20 @@ func (p *parser) providerFields(errs *errList, prov *Provider, m map[string]entr
 		} else {
 			prov.Issuer, def.issuerPos = s, p.pos(e.val)
 		}
+	}
+	if e, ok := m["tenants"]; ok {
+		list, _ := p.strList(errs, e.val, field+".tenants")
+		for i, t := range list {
+			if !validTenantID(t) {
+				errs.add(p.pos(e.val.Content[i]), fmt.Sprintf("%s.tenants[%d]", field, i), "%q is not a tenant ID; write the directory (tenant) ID, e.g. 9188040d-6c67-4c5b-b112-36a304b66dad (opkssh provider add --preset microsoft --tenant DOMAIN prints it)", t)
+			}
+		}
+		prov.Tenants = list
+	}
+	if prov.Issuer != "" && strings.Contains(prov.Issuer, TenantPlaceholder) && len(prov.Tenants) == 0 {
+		errs.add(prov.Pos, field, "issuer %q is a multi-tenant template; add tenants: [TENANT-ID, ...] listing the tenants whose users may log in", prov.Issuer)
+	} else if prov.Issuer != "" && !strings.Contains(prov.Issuer, TenantPlaceholder) && len(prov.Tenants) > 0 {
+		errs.add(prov.Pos, field+".tenants", "tenants is only for an issuer with the %s placeholder, e.g. https://login.microsoftonline.com/%s/v2.0", TenantPlaceholder, TenantPlaceholder)
 	}
 	if e, ok := m["client_ids"]; !ok {
 		errs.add(prov.Pos, field, "missing client_ids; add the OAuth client IDs the tokens are issued to, e.g. client_ids: [opkssh]")

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,8 +34,12 @@ type Policy struct {
 // Provider is one entry of the providers section: an OpenID Provider and how
 // its tokens are checked.
 type Provider struct {
-	Name       string
-	Issuer     string   // compared with the token's iss exactly
+	Name string
+	// Issuer is compared with the token's iss exactly, with two exceptions (TokenIssuer): a
+	// template holding TenantPlaceholder, and Google's scheme-less form.
+	Issuer string
+	// Tenants are the tenant IDs a template issuer accepts; empty for any other issuer.
+	Tenants    []string
 	ClientIDs  []string // the token's aud must contain one of them
 	Expiration Expiration
 	CAFile     string // extra TLS roots for discovery and JWKS; "" = system roots
@@ -149,6 +154,54 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%s: %s", e.Pos, e.Msg)
 	}
 	return fmt.Sprintf("%s: %s: %s", e.Pos, e.Field, e.Msg)
+}
+
+// TenantPlaceholder stands for the tenant ID in a multi-tenant issuer, as Microsoft Entra's
+// discovery documents for /common and /organizations write it.
+const TenantPlaceholder = "{tenantid}"
+
+// googleIssuer is the one issuer whose tokens may carry iss without a scheme: Google documents
+// that its ID tokens say either https://accounts.google.com or accounts.google.com.
+const googleIssuer = "https://accounts.google.com"
+
+// TokenIssuer says whether a token with issuer iss (and, for Entra, tenant tid) belongs to p, and
+// returns the concrete issuer whose discovery document and keys check it:
+//   - p.Issuer itself, when iss equals it;
+//   - for a template, the template with tid in place of the placeholder, when tid is one of
+//     p.Tenants and iss equals that;
+//   - for https://accounts.google.com, also when iss is accounts.google.com.
+func (p *Provider) TokenIssuer(iss, tid string) (string, bool) {
+	switch {
+	case p.Issuer == "":
+		return "", false
+	case strings.Contains(p.Issuer, TenantPlaceholder):
+		if tid == "" || !slices.Contains(p.Tenants, tid) {
+			return "", false
+		}
+		concrete := strings.Replace(p.Issuer, TenantPlaceholder, tid, 1)
+		return concrete, iss == concrete
+	case iss == p.Issuer:
+		return p.Issuer, true
+	case p.Issuer == googleIssuer && iss == strings.TrimPrefix(googleIssuer, "https://"):
+		return p.Issuer, true
+	}
+	return "", false
+}
+
+// ProviderForToken returns the provider a token with issuer iss and tenant tid belongs to, and the
+// concrete issuer (see TokenIssuer). Like ProviderByIssuer it may return a broken provider.
+func (p *Policy) ProviderForToken(iss, tid string) (*Provider, string, bool) {
+	if p == nil {
+		return nil, "", false
+	}
+	for _, m := range []map[string]*Provider{p.Providers, p.brokenByName} {
+		for _, prov := range m {
+			if concrete, ok := prov.TokenIssuer(iss, tid); ok {
+				return prov, concrete, true
+			}
+		}
+	}
+	return nil, "", false
 }
 
 // ProviderByIssuer returns the provider whose issuer equals iss exactly.

@@ -51,9 +51,13 @@ func validProviderName(name string) bool {
 	return true
 }
 
-// checkIssuer returns what is wrong with an issuer URL, or "".
+// checkIssuer returns what is wrong with an issuer URL, or "". The multi-tenant placeholder may
+// stand once in the path.
 func checkIssuer(iss string) string {
-	u, err := url.Parse(iss)
+	if n := strings.Count(iss, TenantPlaceholder); n > 1 || n == 1 && !placeholderIsSegment(iss) {
+		return fmt.Sprintf("%q: %s may stand once, as a whole path segment, e.g. https://login.microsoftonline.com/%s/v2.0", iss, TenantPlaceholder, TenantPlaceholder)
+	}
+	u, err := url.Parse(strings.Replace(iss, TenantPlaceholder, "tenant", 1))
 	if err != nil {
 		return fmt.Sprintf("%q is not a URL; write the issuer exactly as the token's iss claim, e.g. https://sso.example.com/realms/main", iss)
 	}
@@ -70,6 +74,37 @@ func checkIssuer(iss string) string {
 		return fmt.Sprintf("%q uses http; use https (http is accepted only for localhost, 127.0.0.0/8 and ::1)", iss)
 	}
 	return ""
+}
+
+// placeholderIsSegment reports whether the tenant placeholder in iss is a whole segment of the
+// path, never part of the host.
+func placeholderIsSegment(iss string) bool {
+	_, rest, ok := strings.Cut(iss, "://")
+	if !ok {
+		return false
+	}
+	slash := strings.IndexByte(rest, '/')
+	i := strings.Index(rest, "/"+TenantPlaceholder)
+	if slash < 0 || i < slash {
+		return false
+	}
+	after := rest[i+1+len(TenantPlaceholder):]
+	return after == "" || after[0] == '/'
+}
+
+// validTenantID accepts a directory ID as Entra writes it into iss and tid: letters, digits and
+// '-', at most 64 characters. Domains are resolved to IDs on the workstation (provider add).
+func validTenantID(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func loopbackHost(h string) bool {

@@ -97,7 +97,7 @@ func (f Fetcher) Fetch(ctx context.Context, p *policy.Provider) (*Fetched, error
 	if err != nil {
 		return nil, err
 	}
-	disc, _, err := get(ctx, hc, p.Issuer+"/.well-known/openid-configuration")
+	disc, _, err := get(ctx, hc, DiscoveryURL(p.Issuer))
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
@@ -106,24 +106,32 @@ func (f Fetcher) Fetch(ctx context.Context, p *policy.Provider) (*Fetched, error
 		JWKSURI string `json:"jwks_uri"`
 	}
 	if err := json.Unmarshal(disc, &doc); err != nil {
-		return nil, fmt.Errorf("discovery document of %s: %w", p.Issuer, err)
+		return nil, &FetchError{Kind: FetchBadDocument, Err: fmt.Errorf("discovery document of %s: %w", p.Issuer, err)}
 	}
 	if doc.Issuer != p.Issuer {
-		return nil, fmt.Errorf("discovery document names issuer %q, expected %q", doc.Issuer, p.Issuer)
+		return nil, &FetchError{Kind: FetchIssuerMismatch, Err: fmt.Errorf("discovery document names issuer %q, but the policy says %q; they must be equal character for character (a trailing '/' counts): copy the OP's value into the policy", clip(doc.Issuer), p.Issuer)}
 	}
 	u, err := url.Parse(doc.JWKSURI)
 	if err != nil || !(u.Scheme == "https" || (u.Scheme == "http" && idtoken.IsLoopbackHost(u.Hostname()))) {
-		return nil, fmt.Errorf("discovery document of %s has an unusable jwks_uri %q", p.Issuer, doc.JWKSURI)
+		return nil, &FetchError{Kind: FetchBadDocument, Err: fmt.Errorf("discovery document of %s has an unusable jwks_uri %q", p.Issuer, clip(doc.JWKSURI))}
 	}
 	data, hdr, err := get(ctx, hc, doc.JWKSURI)
 	if err != nil {
 		return nil, fmt.Errorf("JWKS: %w", err)
 	}
 	if _, err := parseJWKS(data); err != nil {
-		return nil, fmt.Errorf("JWKS at %s: %w", doc.JWKSURI, err)
+		return nil, &FetchError{Kind: FetchBadDocument, Err: fmt.Errorf("JWKS at %s: %w", doc.JWKSURI, err)}
 	}
 	date, _ := http.ParseTime(hdr.Get("Date"))
 	return &Fetched{Discovery: disc, JWKSURI: doc.JWKSURI, JWKS: data, FetchedAt: time.Now(), MaxAge: maxAge(hdr.Get("Cache-Control")), ServerDate: date}, nil
+}
+
+// DiscoveryURL is where an issuer's discovery document is: OpenID Connect Discovery 1.0 §4 drops
+// a terminating '/' of the issuer before appending the well-known path, so that Auth0's
+// https://TENANT.auth0.com/ is asked at https://TENANT.auth0.com/.well-known/openid-configuration.
+// The token's iss is still compared with the issuer exactly.
+func DiscoveryURL(issuer string) string {
+	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 }
 
 // maxAge reads max-age from a Cache-Control header; 0 when absent, no-store or no-cache.
@@ -165,29 +173,70 @@ func (f Fetcher) client(p *policy.Provider) (*http.Client, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	return &http.Client{Timeout: timeout, Transport: tr}, nil
+	return &http.Client{Timeout: timeout, Transport: tr, CheckRedirect: refuseRedirect}, nil
 }
+
+// FetchError says which step of a key fetch failed, so that doctor and the decision log can name
+// the real problem instead of calling every failure "unreachable".
+type FetchError struct {
+	Kind string // one of the Fetch* constants
+	Err  error
+}
+
+// Kinds of FetchError.
+const (
+	FetchUnreachable    = "unreachable"     // no HTTP answer: DNS, connection, TLS, timeout
+	FetchHTTPStatus     = "http_status"     // an answer other than 200 (a wrong issuer path gives 404)
+	FetchRedirect       = "redirect"        // the OP answered with a redirect, which verify does not follow
+	FetchIssuerMismatch = "issuer_mismatch" // the discovery document names another issuer
+	FetchBadDocument    = "bad_document"    // a document that does not parse or is too large
+)
+
+func (e *FetchError) Error() string { return e.Err.Error() }
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// FetchErrorKind returns the kind of a fetch failure, or "" when err is not one.
+func FetchErrorKind(err error) string {
+	var fe *FetchError
+	if errors.As(err, &fe) {
+		return fe.Kind
+	}
+	return ""
+}
+
+// errRedirect stops the HTTP client at the first redirect: a discovery or JWKS request that is
+// sent elsewhere could be sent from https to http, or to a host the policy never named.
+var errRedirect = errors.New("redirect refused")
+
+func refuseRedirect(*http.Request, []*http.Request) error { return errRedirect }
 
 func get(ctx context.Context, hc *http.Client, u string) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &FetchError{Kind: FetchBadDocument, Err: err}
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
+	if errors.Is(err, errRedirect) && resp != nil {
+		resp.Body.Close()
+		return nil, nil, &FetchError{Kind: FetchRedirect, Err: fmt.Errorf("GET %s: the OP redirects to %q, which verify does not follow; put the final URL in the policy's issuer", u, clip(resp.Header.Get("Location")))}
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &FetchError{Kind: FetchUnreachable, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("GET %s: HTTP %s", u, resp.Status)
+		return nil, nil, &FetchError{Kind: FetchHTTPStatus, Err: fmt.Errorf("GET %s: HTTP %s", u, resp.Status)}
+	}
+	if resp.ContentLength > maxDocument {
+		return nil, nil, &FetchError{Kind: FetchBadDocument, Err: fmt.Errorf("GET %s: response of %d bytes is larger than %d", u, resp.ContentLength, maxDocument)}
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &FetchError{Kind: FetchUnreachable, Err: err}
 	}
 	if len(data) > maxDocument {
-		return nil, nil, fmt.Errorf("GET %s: response larger than %d bytes", u, maxDocument)
+		return nil, nil, &FetchError{Kind: FetchBadDocument, Err: fmt.Errorf("GET %s: response larger than %d bytes", u, maxDocument)}
 	}
 	return data, resp.Header, nil
 }
@@ -208,13 +257,68 @@ func readBounded(path string) ([]byte, error) {
 	return data, nil
 }
 
+// maxJWKSKeys bounds how many keys of a JWKS are parsed; OPs publish a handful.
+const maxJWKSKeys = 64
+
+// parseJWKS reads a JWKS, keeping every key verify can use for signatures and skipping the rest —
+// a key of a type it does not know (a post-quantum AKP key, say), a key that does not parse, or an
+// encryption key — so that one such key does not make the whole set unusable. It fails only when
+// no usable key is left. Use SkippedKeys to say which keys were left out.
 func parseJWKS(data []byte) (jwk.Set, error) {
-	set, err := jwk.Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("parsing JWKS: %w", err)
+	set, _, err := parseJWKSReport(data)
+	return set, err
+}
+
+// SkippedKeys describes the keys of a JWKS document that verify leaves out, one line a key.
+func SkippedKeys(data []byte) []string {
+	_, skipped, _ := parseJWKSReport(data)
+	return skipped
+}
+
+func parseJWKSReport(data []byte) (jwk.Set, []string, error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, nil, fmt.Errorf("parsing JWKS: %w", err)
+	}
+	if len(doc.Keys) > maxJWKSKeys {
+		return nil, nil, fmt.Errorf("the JWKS holds %d keys, more than the %d verify reads", len(doc.Keys), maxJWKSKeys)
+	}
+	set := jwk.NewSet()
+	var skipped []string
+	for i, raw := range doc.Keys {
+		var hdr struct {
+			Kty string `json:"kty"`
+			Kid string `json:"kid"`
+			Use string `json:"use"`
+		}
+		_ = json.Unmarshal(raw, &hdr)
+		name := fmt.Sprintf("key %d (kid %q, kty %q)", i, clip(hdr.Kid), clip(hdr.Kty))
+		if hdr.Use != "" && hdr.Use != "sig" {
+			skipped = append(skipped, name+": use "+clip(hdr.Use)+", not sig")
+			continue
+		}
+		switch hdr.Kty {
+		case "RSA", "EC", "OKP":
+		default:
+			skipped = append(skipped, name+": key type not used for ID token signatures")
+			continue
+		}
+		key, err := jwk.ParseKey(raw)
+		if err != nil {
+			skipped = append(skipped, name+": "+err.Error())
+			continue
+		}
+		if err := set.AddKey(key); err != nil {
+			skipped = append(skipped, name+": "+err.Error())
+		}
 	}
 	if set.Len() == 0 {
-		return nil, errors.New("the JWKS holds no keys")
+		if len(skipped) > 0 {
+			return nil, skipped, fmt.Errorf("the JWKS holds no usable signing key (%s)", strings.Join(skipped, "; "))
+		}
+		return nil, nil, errors.New("the JWKS holds no keys")
 	}
-	return set, nil
+	return set, skipped, nil
 }

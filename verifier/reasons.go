@@ -24,6 +24,7 @@ const (
 	ReasonKeyMismatch       = "key_mismatch"         // certificate key differs from the committed key
 	ReasonExpired           = "token_expired"        // past the provider's expiration rule
 	ReasonIssuedInFuture    = "issued_in_future"     // iat beyond the allowed clock skew
+	ReasonNotYetValid       = "token_not_yet_valid"  // nbf beyond the allowed clock skew
 	ReasonClaimsMalformed   = "claims_malformed"     // payload claims of the wrong type
 	ReasonUserPolicyError   = "user_policy_error"    // the principal's own policy file is unsafe or invalid, so ignored
 	ReasonPrincipalMismatch = "cert_principal_mismatch"

@@ -2,10 +2,8 @@ package verifier
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/openpubkey/openpubkey/pktoken"
@@ -57,16 +55,11 @@ func (v *idTokenVerifier) refreshedClaims(ctx context.Context, pkt *pktoken.PKTo
 	if err != nil {
 		return nil, false, deny(ReasonRefreshedInvalid, fmt.Errorf("refreshed ID token: %w", err))
 	}
-	if iss := claimString(fresh, "iss"); iss != v.provider.Issuer {
-		return nil, false, deny(ReasonRefreshedInvalid, fmt.Errorf("refreshed ID token issuer %q is not %q", clip(iss), v.provider.Issuer))
+	if err := v.checkIssuer(claimString(fresh, "iss"), claimString(fresh, "tid")); err != nil {
+		return nil, false, deny(ReasonRefreshedInvalid, fmt.Errorf("refreshed ID token: %w", err))
 	}
-	var aud struct {
-		Aud json.RawMessage `json:"aud"`
-	}
-	json.Unmarshal(payload, &aud) // decodeClaims has parsed it already
-	auds, err := audiences(aud.Aud)
-	if err != nil || !slices.ContainsFunc(auds, func(a string) bool { return slices.Contains(v.provider.ClientIDs, a) }) {
-		return nil, false, deny(ReasonRefreshedInvalid, fmt.Errorf("refreshed ID token audience %q contains none of the client IDs %q of provider %s", auds, v.provider.ClientIDs, v.provider.Name))
+	if err := v.checkAudience(payload); err != nil {
+		return nil, false, deny(ReasonRefreshedInvalid, fmt.Errorf("refreshed ID token: %w", err))
 	}
 	if err := idtoken.CheckRefreshed(pkt.Payload, payload); errors.Is(err, idtoken.ErrUnboundRefresh) {
 		return original, false, nil

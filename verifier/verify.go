@@ -124,9 +124,9 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	if err != nil {
 		return fail(ReasonPolicyError, err)
 	}
-	prov, ok := pol.ProviderByIssuer(res.Issuer)
+	prov, concreteIssuer, ok := pol.ProviderForToken(res.Issuer, claimString(claims, "tid"))
 	if !ok {
-		return fail(ReasonUnknownIssuer, fmt.Errorf("no provider in the policy has issuer %q", clip(res.Issuer)))
+		return fail(ReasonUnknownIssuer, fmt.Errorf("no provider in the policy has issuer %q%s", clip(res.Issuer), tenantNote(claims)))
 	}
 	res.Provider = prov.Name
 	if perr := pol.Broken[prov.Name]; perr != nil {
@@ -140,7 +140,14 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	if err != nil {
 		return fail(ReasonPKTokenMalformed, err)
 	}
-	idv := &idTokenVerifier{provider: prov, keys: opts.Keys}
+	// The keys are the concrete issuer's: for a multi-tenant template, the token's own tenant.
+	keyProv := prov
+	if concreteIssuer != prov.Issuer {
+		cp := *prov
+		cp.Issuer = concreteIssuer
+		keyProv = &cp
+	}
+	idv := &idTokenVerifier{provider: keyProv, match: prov, keys: opts.Keys}
 	err = idv.VerifyIDToken(ctx, pkt.OpToken, cic)
 	res.Keys = idv.keyInfo
 	if err != nil {
@@ -155,6 +162,12 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 		return fail(reasonOf(err, ReasonRefreshedInvalid), err)
 	}
 	res.Refreshed = refreshed
+	if refreshed {
+		// The original's nbf holds too: a refreshed token does not make a login valid earlier.
+		if code, err := checkNotBefore(claims, now, opts.ClockSkew); err != nil {
+			return fail(code, err)
+		}
+	}
 	if code, err := checkTime(timeClaims, prov.Expiration, now, opts.ClockSkew); err != nil {
 		return fail(code, err)
 	}
@@ -308,6 +321,9 @@ func checkTime(c policy.Claims, exp policy.Expiration, now time.Time, skew time.
 	if iat.After(now.Add(skew)) {
 		return ReasonIssuedInFuture, fmt.Errorf("token issued at %s, more than %s in the future", iat.UTC().Format(time.RFC3339), skew)
 	}
+	if code, err := checkNotBefore(c, now, skew); err != nil {
+		return code, err
+	}
 	if exp.UseTokenExp {
 		e, ok := claimTime(c, "exp")
 		if !ok {
@@ -322,6 +338,30 @@ func checkTime(c policy.Claims, exp policy.Expiration, now time.Time, skew time.
 		return ReasonExpired, fmt.Errorf("login expired at %s (%s after iat)", end.UTC().Format(time.RFC3339), exp.FromIAT)
 	}
 	return "", nil
+}
+
+// checkNotBefore refuses a token whose nbf (RFC 7519 §4.1.5) is later than now plus the skew. A
+// token without nbf is fine; one whose nbf is not a number is malformed.
+func checkNotBefore(c policy.Claims, now time.Time, skew time.Duration) (string, error) {
+	if _, present := c["nbf"]; !present {
+		return "", nil
+	}
+	nbf, ok := claimTime(c, "nbf")
+	if !ok {
+		return ReasonClaimsMalformed, errors.New("token's nbf is not a number")
+	}
+	if nbf.After(now.Add(skew)) {
+		return ReasonNotYetValid, fmt.Errorf("token is not valid before %s (nbf), more than %s from now", nbf.UTC().Format(time.RFC3339), skew)
+	}
+	return "", nil
+}
+
+// tenantNote names the token's tenant in an unknown-issuer denial, for multi-tenant providers.
+func tenantNote(c policy.Claims) string {
+	if tid := claimString(c, "tid"); tid != "" {
+		return fmt.Sprintf(" (tenant %q)", clip(tid))
+	}
+	return ""
 }
 
 func claimTime(c policy.Claims, name string) (time.Time, bool) {
