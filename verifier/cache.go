@@ -18,11 +18,12 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/opkssh-team/opkssh/internal/atomicfile"
+	"github.com/opkssh-team/opkssh/internal/filelock"
 	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/policy"
 )
 
-// Cache defaults. Freshness follows the OP's Cache-Control max-age, clamped to [MinTTL, MaxTTL].
+// Cache defaults. Freshness follows the OP's Cache-Control (see Cache).
 const (
 	DefaultCacheDir   = "/var/cache/opkssh"
 	DefaultTTL        = time.Hour
@@ -30,20 +31,29 @@ const (
 	DefaultMaxTTL     = 24 * time.Hour
 	DefaultStaleFor   = 72 * time.Hour
 	DefaultRetryAfter = 30 * time.Second
+	// DefaultFetchWait bounds how long a verify waits for another verify's fetch of the same
+	// issuer before it gives up: during an outage, one process waits for the OP, not each.
+	DefaultFetchWait = 2 * time.Second
 )
 
 // Cache is a KeySource that keeps each issuer's discovery document and JWKS on disk, so that a
 // verify process normally makes no network request at all, and logins keep working for StaleFor
 // while the OP is unreachable.
 //
+//   - Freshness: max-age from the JWKS response's Cache-Control, clamped to [MinTTL, MaxTTL]. An
+//     OP that says not to keep its keys (no-store, no-cache, max-age=0) gets MinTTL, the shortest
+//     freshness, not the default; one that says nothing gets DefaultTTL.
 //   - A fresh entry that knows the token's kid is used as is.
-//   - A kid the entry does not know triggers a refetch (the OP rotated), but at most once per
-//     RetryAfter per issuer, across processes: a flood of tokens with made-up kids costs the OP one
+//   - A kid the entry does not know triggers a refetch (the OP rotated), at most once per
+//     RetryAfter per issuer, counted from the last refetch made for a miss (not from the last
+//     fetch): a new key is found at once, and a flood of tokens with made-up kids costs the OP one
 //     request per RetryAfter and costs logins nothing.
 //   - An entry past its freshness is refetched; if the OP cannot be reached, the entry is used up
-//     to StaleFor after it was fetched, and the decision log says "keys":"stale". A failed fetch
-//     is also remembered for RetryAfter so that an outage does not make every login wait for a
-//     timeout.
+//     to StaleFor after it was fetched, and the decision log says "keys":"stale".
+//   - A failed fetch is recorded on disk, even for an issuer with nothing cached, and for
+//     RetryAfter afterwards logins of that issuer fail (or use stale keys) at once instead of
+//     waiting for the OP again. One process fetches an issuer at a time; the others wait for it
+//     up to FetchWait and then use what it recorded.
 //   - Pinned keys (jwks_file) never touch the network or the cache.
 //
 // Entries are written to a temporary file and renamed, so concurrent verifies never read a torn
@@ -60,6 +70,7 @@ type Cache struct {
 	MaxTTL     time.Duration
 	StaleFor   time.Duration
 	RetryAfter time.Duration
+	FetchWait  time.Duration
 	Log        *slog.Logger
 
 	once    sync.Once
@@ -69,17 +80,20 @@ type Cache struct {
 	entries map[string]*CacheEntry
 }
 
-// CacheEntry is one issuer's cached documents, as stored on disk.
+// CacheEntry is one issuer's cached documents, as stored on disk. An entry may hold no keys at
+// all: it then only records a failed fetch.
 type CacheEntry struct {
-	Version     int             `json:"version"`
-	Issuer      string          `json:"issuer"`
-	FetchedAt   time.Time       `json:"fetched_at"`
-	FreshUntil  time.Time       `json:"fresh_until"`
-	LastAttempt time.Time       `json:"last_attempt"` // last fetch attempt, successful or not
-	LastError   string          `json:"last_error,omitempty"`
-	JWKSURI     string          `json:"jwks_uri"`
-	Discovery   json.RawMessage `json:"discovery"`
-	JWKS        json.RawMessage `json:"jwks"`
+	Version       int             `json:"version"`
+	Issuer        string          `json:"issuer"`
+	FetchedAt     time.Time       `json:"fetched_at"`
+	FreshUntil    time.Time       `json:"fresh_until"`
+	LastAttempt   time.Time       `json:"last_attempt"` // last fetch attempt, successful or not
+	LastError     string          `json:"last_error,omitempty"`
+	LastFailure   time.Time       `json:"last_failure,omitzero"`    // last failed fetch attempt
+	LastMissFetch time.Time       `json:"last_miss_fetch,omitzero"` // last fetch made for an unknown kid
+	JWKSURI       string          `json:"jwks_uri,omitempty"`
+	Discovery     json.RawMessage `json:"discovery,omitempty"`
+	JWKS          json.RawMessage `json:"jwks,omitempty"`
 }
 
 const cacheVersion = 1
@@ -91,41 +105,130 @@ func (c *Cache) Keys(ctx context.Context, p *policy.Provider, kid string) (jwk.S
 	return set, info, err
 }
 
+// plan is what to do with an entry for a token's kid.
+type plan int
+
+const (
+	planUse      plan = iota // serve the entry's keys
+	planFallback             // do not fetch now: serve what is there, stale or not, or fail
+	planFetch                // fetch from the OP
+)
+
+func (c *Cache) plan(e *CacheEntry, set jwk.Set, kid string, now time.Time) (plan, bool) {
+	fresh := e != nil && set != nil && now.Before(e.FreshUntil)
+	switch {
+	case fresh && (kid == "" || hasKID(set, kid)):
+		return planUse, false
+	case fresh:
+		// The OP may have rotated: refetch, unless a refetch for a miss was made recently.
+		if now.Sub(e.LastMissFetch) < c.retryAfter() {
+			return planFallback, true
+		}
+		return planFetch, true
+	case e != nil && now.Sub(e.LastFailure) < c.retryAfter():
+		return planFallback, false // a fetch failed moments ago: don't make this login wait for the OP too
+	}
+	return planFetch, false
+}
+
 func (c *Cache) keys(ctx context.Context, p *policy.Provider, kid string) (jwk.Set, KeyInfo, error) {
 	if p.JWKSFile != "" {
 		set, err := pinnedKeys(p)
 		return set, KeyInfo{Source: KeySourcePinned}, err
 	}
 	c.init()
-	now := c.now()
 	e, set := c.load(p.Issuer)
-	known := set != nil && (kid == "" || hasKID(set, kid))
-	if e != nil && set != nil && now.Before(e.FreshUntil) && known {
-		return set, KeyInfo{Source: KeySourceCache, FetchedAt: e.FetchedAt}, nil
+	pl, miss := c.plan(e, set, kid, c.now())
+	if pl == planFetch {
+		// One process fetches an issuer at a time. One that had to wait reads what the other
+		// recorded and decides again; if the wait ran out, it does not fetch too.
+		unlock, waited, ok := c.lockFetch(p.Issuer)
+		if unlock != nil {
+			defer unlock()
+		}
+		if waited {
+			e, set = c.reload(p.Issuer)
+			pl, miss = c.plan(e, set, kid, c.now())
+		}
+		if pl == planFetch && !ok {
+			return c.fallback(e, set, c.now(), errors.New("another verify is fetching this OP's keys and did not finish in time"))
+		}
 	}
-	// Refetch: the entry is missing, stale, or does not know the kid. Rate-limited per issuer.
-	if e != nil && now.Sub(e.LastAttempt) < c.retryAfter() {
-		return c.fallback(e, set, now, errors.New(nonEmpty(e.LastError, "refetch rate-limited")))
+	now := c.now()
+	switch pl {
+	case planUse:
+		return set, KeyInfo{Source: KeySourceCache, FetchedAt: e.FetchedAt}, nil
+	case planFallback:
+		cause := errors.New("refetch rate-limited")
+		if e.LastError != "" && now.Sub(e.LastFailure) < c.retryAfter() {
+			cause = fmt.Errorf("the last fetch, %s ago, failed: %s; next attempt after %s", now.Sub(e.LastFailure).Round(time.Second), e.LastError, c.retryAfter())
+		}
+		return c.fallback(e, set, now, cause)
 	}
 	fetched, ferr := c.Fetcher.Fetch(ctx, p)
 	if ferr != nil {
-		if e == nil {
-			e = &CacheEntry{Version: cacheVersion, Issuer: p.Issuer}
+		ne := &CacheEntry{Version: cacheVersion, Issuer: p.Issuer}
+		if e != nil {
+			*ne = *e
 		}
-		e.LastAttempt, e.LastError = now, ferr.Error()
-		c.store(e)
-		return c.fallback(e, set, now, ferr)
+		ne.LastAttempt, ne.LastFailure, ne.LastError = now, now, ferr.Error()
+		if miss {
+			ne.LastMissFetch = now
+		}
+		c.store(ne)
+		return c.fallback(ne, set, now, ferr)
 	}
-	fresh, err := parseJWKS(fetched.JWKS)
+	fresh, skipped, err := parseJWKSReport(fetched.JWKS)
 	if err != nil {
 		return c.fallback(e, set, now, err)
+	}
+	for _, s := range skipped {
+		c.logger().Warn("JWKS key left out", "issuer", p.Issuer, "key", s)
 	}
 	ne := &CacheEntry{
 		Version: cacheVersion, Issuer: p.Issuer, FetchedAt: now, FreshUntil: now.Add(c.ttl(fetched.MaxAge)),
 		LastAttempt: now, JWKSURI: fetched.JWKSURI, Discovery: fetched.Discovery, JWKS: fetched.JWKS,
 	}
+	if miss {
+		ne.LastMissFetch = now
+	} else if e != nil {
+		ne.LastMissFetch = e.LastMissFetch
+	}
 	c.store(ne)
 	return fresh, KeyInfo{Source: KeySourceNetwork, FetchedAt: now}, nil
+}
+
+// lockFetch takes the fetch lock of issuer in the cache directory, waiting up to FetchWait.
+// waited says another process held it; ok is false when the wait ran out. Without a usable cache
+// directory there is nobody to coordinate with: ok, no lock.
+func (c *Cache) lockFetch(issuer string) (unlock func(), waited, ok bool) {
+	if !c.dirOK {
+		return nil, false, true
+	}
+	path := filepath.Join(c.Dir, "."+strings.TrimSuffix(CacheFileName(issuer), ".json")+".lock")
+	deadline := time.Now().Add(orDefault(c.FetchWait, DefaultFetchWait))
+	for {
+		unlock, got, err := filelock.TryLock(path)
+		if err != nil {
+			return nil, waited, true // locks do not work here: fetch without one
+		}
+		if got {
+			return unlock, waited, true
+		}
+		waited = true
+		if time.Now().After(deadline) {
+			return nil, true, false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// reload reads an issuer's entry from disk again, after another process may have written it.
+func (c *Cache) reload(issuer string) (*CacheEntry, jwk.Set) {
+	c.mu.Lock()
+	delete(c.entries, issuer)
+	c.mu.Unlock()
+	return c.load(issuer)
 }
 
 // fallback serves a cached set that could not be refreshed, while it is within StaleFor.
@@ -166,8 +269,8 @@ func (c *Cache) load(issuer string) (*CacheEntry, jwk.Set) {
 	if e == nil && c.dirOK {
 		e = c.readFile(issuer)
 	}
-	if e == nil || len(e.JWKS) == 0 {
-		return e, nil
+	if e == nil || !hasDocument(e.JWKS) {
+		return e, nil // no entry, or one that only records a failed fetch
 	}
 	set, err := parseJWKS(e.JWKS)
 	if err != nil {
@@ -235,9 +338,15 @@ func CacheFileName(issuer string) string {
 	return "jwks-" + hex.EncodeToString(sum[:12]) + ".json"
 }
 
+// hasDocument reports whether a stored document is there: absent and JSON null are not.
+func hasDocument(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
+
+// ttl turns the OP's Cache-Control (maxAge: -1 absent, 0 "do not keep") into a freshness.
 func (c *Cache) ttl(maxAge time.Duration) time.Duration {
 	ttl := maxAge
-	if ttl == 0 {
+	if ttl < 0 {
 		ttl = orDefault(c.DefaultTTL, DefaultTTL)
 	}
 	return min(max(ttl, orDefault(c.MinTTL, DefaultMinTTL)), orDefault(c.MaxTTL, DefaultMaxTTL))

@@ -2,9 +2,13 @@ package verifier
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,8 +194,14 @@ func TestCacheConcurrentWriters(t *testing.T) {
 		t.Fatalf("concurrent verify: %v", err)
 	}
 	files, _ := os.ReadDir(dir)
-	if len(files) != 1 {
-		t.Fatalf("cache dir holds %d files, want 1 (temporary files left behind?)", len(files))
+	var names []string
+	for _, f := range files {
+		if !strings.HasSuffix(f.Name(), ".lock") { // the fetch lock stays, empty, by design
+			names = append(names, f.Name())
+		}
+	}
+	if len(names) != 1 {
+		t.Fatalf("cache dir holds %q, want one entry (temporary files left behind?)", names)
 	}
 }
 
@@ -209,15 +219,141 @@ func TestCacheUnsafeDirFallsBackToMemory(t *testing.T) {
 func TestCacheTTLClamp(t *testing.T) {
 	c := &Cache{}
 	for _, tc := range []struct{ maxAge, want time.Duration }{
-		{0, time.Hour}, {time.Second, 5 * time.Minute}, {2 * time.Hour, 2 * time.Hour}, {90 * 24 * time.Hour, 24 * time.Hour},
+		{-1, time.Hour}, {0, 5 * time.Minute}, {time.Second, 5 * time.Minute}, {2 * time.Hour, 2 * time.Hour}, {90 * 24 * time.Hour, 24 * time.Hour},
 	} {
 		if got := c.ttl(tc.maxAge); got != tc.want {
 			t.Errorf("ttl(%s) = %s, want %s", tc.maxAge, got, tc.want)
 		}
 	}
-	for cc, want := range map[string]time.Duration{"max-age=600": 10 * time.Minute, "public, max-age=60": time.Minute, "no-store": 0, "": 0, "max-age=x": 0} {
+	for cc, want := range map[string]time.Duration{
+		"max-age=600": 10 * time.Minute, "public, max-age=60": time.Minute, "no-store": 0, "no-cache": 0, "max-age=0": 0,
+		"private, no-cache, max-age=3600": 0, "": -1, "max-age=x": -1, "public": -1, "max-age=-5": -1,
+	} {
 		if got := maxAge(cc); got != want {
 			t.Errorf("maxAge(%q) = %s, want %s", cc, got, want)
 		}
+	}
+}
+
+// A key the OP rotated in moments after a regular fetch is found at once: the rate limit counts
+// from the last refetch made for a miss, not from the last fetch.
+func TestCacheRotationRightAfterAFetch(t *testing.T) {
+	op, p, clk, dir := cacheFixture(t)
+	mustKeys(t, newCache(dir, clk), p, currentKID(op), KeySourceNetwork)
+	op.RotateKeys()
+	clk.Add(time.Second)
+	mustKeys(t, newCache(dir, clk), p, currentKID(op), KeySourceNetwork)
+	// A second rotation within RetryAfter of that miss refetch waits for the limit.
+	op.RotateKeys()
+	clk.Add(time.Second)
+	if set, _, _ := newCache(dir, clk).Keys(context.Background(), p, currentKID(op)); hasKID(set, currentKID(op)) {
+		t.Fatal("a second miss within RetryAfter refetched")
+	}
+	clk.Add(DefaultRetryAfter)
+	mustKeys(t, newCache(dir, clk), p, currentKID(op), KeySourceNetwork)
+}
+
+// The freshness an OP's Cache-Control buys: "do not keep" gets the minimum, not the default.
+func TestCacheControlFreshness(t *testing.T) {
+	for cc, want := range map[string]time.Duration{
+		"no-store": DefaultMinTTL, "no-cache": DefaultMinTTL, "max-age=0": DefaultMinTTL,
+		"max-age=60": DefaultMinTTL, "max-age=7200": 2 * time.Hour, "": DefaultTTL, "max-age=9999999": DefaultMaxTTL,
+	} {
+		srv := httptest.NewServer(nil)
+		jwks := `{"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]}`
+		srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/.well-known/openid-configuration":
+				fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, srv.URL, srv.URL+"/jwks")
+			case "/jwks":
+				if cc != "" {
+					w.Header().Set("Cache-Control", cc)
+				}
+				io.WriteString(w, jwks)
+			}
+		})
+		clk := &clock{t: time.Now()}
+		c := newCache("", clk)
+		p := &policy.Provider{Name: "cc", Issuer: srv.URL, ClientIDs: []string{"x"}}
+		mustKeys(t, c, p, "k", KeySourceNetwork)
+		c.mu.Lock()
+		got := c.entries[p.Issuer].FreshUntil.Sub(clk.Now())
+		c.mu.Unlock()
+		srv.Close()
+		if got != want {
+			t.Errorf("Cache-Control %q: fresh for %s, want %s", cc, got, want)
+		}
+	}
+}
+
+// A failed fetch with nothing cached is recorded on disk, so that the next process fails at once
+// instead of waiting for the OP again, until RetryAfter has passed.
+func TestCacheOutageRememberedAcrossProcesses(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
+	defer srv.Close()
+	defer close(hang)
+	dir := t.TempDir()
+	clk := &clock{t: time.Now()}
+	p := &policy.Provider{Name: "down", Issuer: srv.URL, ClientIDs: []string{"x"}}
+	proc := func() *Cache {
+		return &Cache{Dir: dir, Now: clk.Now, Fetcher: Fetcher{Timeout: 300 * time.Millisecond}}
+	}
+	start := time.Now()
+	if _, _, err := proc().Keys(context.Background(), p, "k"); err == nil {
+		t.Fatal("keys from a hanging OP")
+	}
+	first := time.Since(start)
+	entries, _ := ReadCacheDir(dir)
+	if len(entries) != 1 || entries[0].LastFailure.IsZero() || entries[0].LastError == "" {
+		t.Fatalf("no failure record on disk: %+v", entries)
+	}
+	start = time.Now()
+	_, _, err := proc().Keys(context.Background(), p, "k")
+	if err == nil || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("second process: %v", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("second process waited %s for the OP (first: %s)", d, first)
+	}
+	// After RetryAfter the next process tries the OP again (and waits for its timeout).
+	clk.Add(DefaultRetryAfter + time.Second)
+	start = time.Now()
+	proc().Keys(context.Background(), p, "k")
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("after RetryAfter the OP was not tried again (%s)", d)
+	}
+}
+
+// Verifies started together while the OP hangs: one waits for the OP, the others give up after
+// FetchWait or read the failure it recorded, never each the whole timeout.
+func TestCacheConcurrentOutage(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
+	defer srv.Close()
+	defer close(hang)
+	dir := t.TempDir()
+	clk := &clock{t: time.Now()}
+	p := &policy.Provider{Name: "down", Issuer: srv.URL, ClientIDs: []string{"x"}}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var slow int
+	for range 8 {
+		wg.Go(func() {
+			c := &Cache{Dir: dir, Now: clk.Now, Fetcher: Fetcher{Timeout: 1500 * time.Millisecond}, FetchWait: 200 * time.Millisecond}
+			start := time.Now()
+			if _, _, err := c.Keys(context.Background(), p, "k"); err == nil {
+				t.Error("keys from a hanging OP")
+			}
+			if time.Since(start) > time.Second {
+				mu.Lock()
+				slow++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if slow != 1 {
+		t.Fatalf("%d of 8 concurrent verifies waited for the OP's timeout, want 1", slow)
 	}
 }

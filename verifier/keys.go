@@ -86,7 +86,9 @@ type Fetched struct {
 	JWKSURI   string
 	JWKS      json.RawMessage
 	FetchedAt time.Time
-	MaxAge    time.Duration // from the JWKS response's Cache-Control; 0 if absent
+	// MaxAge is the freshness the JWKS response's Cache-Control asks for: max-age, or 0 for
+	// no-store, no-cache and max-age=0; -1 when the header says nothing about it.
+	MaxAge time.Duration
 	// ServerDate is the JWKS response's Date header (the OP's clock), zero if absent.
 	ServerDate time.Time
 }
@@ -134,17 +136,19 @@ func DiscoveryURL(issuer string) string {
 	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 }
 
-// maxAge reads max-age from a Cache-Control header; 0 when absent, no-store or no-cache.
+// maxAge reads a Cache-Control header: max-age=N gives N seconds; no-store, no-cache or max-age=0
+// (the OP asks not to keep the keys) give 0; a header without any of these gives -1. The cache
+// turns 0 into its minimum freshness and -1 into its default (Cache.ttl).
 func maxAge(cc string) time.Duration {
-	var age time.Duration
+	age := time.Duration(-1)
 	for _, d := range strings.Split(cc, ",") {
 		d = strings.TrimSpace(strings.ToLower(d))
 		if d == "no-store" || d == "no-cache" {
 			return 0
 		}
 		if v, ok := strings.CutPrefix(d, "max-age="); ok {
-			if n, err := strconv.Atoi(strings.Trim(v, `"`)); err == nil && n > 0 {
-				age = time.Duration(n) * time.Second
+			if n, err := strconv.ParseInt(strings.Trim(v, `"`), 10, 64); err == nil && n >= 0 {
+				age = time.Duration(min(n, 1<<32)) * time.Second
 			}
 		}
 	}
