@@ -23,6 +23,8 @@
 //	    require: {amr: [mfa], from: [10.0.0.0/8]}  # optional; all must hold
 //	deny:                                    # identities; provider: NAME limits one to a provider
 //	  - email: mallory@example.com
+//	  - sub: "00u1a2b3c4D5e6F7g8h9"          # safest: an email entry misses aliases and
+//	    provider: corp                       # plus-addresses, which are the OP's business
 //	user_policies:                           # optional; off unless enabled (see User policies)
 //	  enabled: true
 //	  path: .config/opkssh/policies.yaml     # below each user's home; the default
