@@ -112,7 +112,9 @@ If it loads, check prints one line and exits 0:
 
 Otherwise it prints every error on stderr, each with its file and line, and exits 1: verify denies
 every login until they are fixed. A provider whose own block has an error does not stop the
-others, but its users cannot log in: check reports it as a warning and exits 1 too.
+others, but its users cannot log in: check reports it as a warning and exits 1 too. So does a
+jwks_file or ca_file that verify would refuse: one that is missing, does not parse, or that a user
+other than root (or the --policy-owner uid) could write, in itself or in any directory above it.
 
 Files must be owned by root (or the --policy-owner uid) and not writable by group or others, as
 for verify. Run check after every hand edit, before logging out of the server.`,
@@ -124,6 +126,13 @@ for verify. Run check after every hand edit, before logging out of the server.`,
 			pol, err := src.loadOrReport(stderr)
 			if err != nil {
 				return err
+			}
+			files := verifier.Fetcher{TrustedUIDs: []int{src.owner}}
+			for _, name := range slices.Sorted(maps.Keys(pol.Providers)) {
+				if err := files.CheckFiles(pol.Providers[name]); err != nil {
+					pol.Broken[name] = err // as verify treats it: this provider's users are denied
+					delete(pol.Providers, name)
+				}
 			}
 			if len(pol.Broken) > 0 {
 				names := slices.Sorted(maps.Keys(pol.Broken))

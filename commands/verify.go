@@ -91,7 +91,7 @@ func runVerify(cmd *cobra.Command, f verifyFlags, args []string) error {
 				TrustedUIDs: []int{0, f.policyOwner},
 			}, f.cacheDir, args[0])
 		},
-		Keys: &verifier.Cache{Dir: f.cacheDir, Fetcher: verifier.Fetcher{Timeout: f.timeout}, StaleFor: f.staleFor, Log: logger},
+		Keys: &verifier.Cache{Dir: f.cacheDir, Fetcher: verifier.Fetcher{Timeout: f.timeout, TrustedUIDs: []int{f.policyOwner}}, StaleFor: f.staleFor, Log: logger},
 		Log:  logger,
 	}
 	res := verifier.Verify(ctx, opts, verifier.Request{Principal: args[0], CertB64: args[1], KeyType: args[2], ClientAddr: f.clientAddr})

@@ -226,7 +226,7 @@ func (p *parser) providerFields(errs *errList, prov *Provider, m map[string]entr
 		list, _ := p.strList(errs, e.val, field+".tenants")
 		for i, t := range list {
 			if !validTenantID(t) {
-				errs.add(p.pos(e.val.Content[i]), fmt.Sprintf("%s.tenants[%d]", field, i), "%q is not a tenant ID; write the directory (tenant) ID, e.g. 9188040d-6c67-4c5b-b112-36a304b66dad (opkssh provider add --preset microsoft --tenant DOMAIN prints it)", t)
+				errs.add(p.pos(e.val.Content[i]), fmt.Sprintf("%s.tenants[%d]", field, i), "%q is not a tenant ID; write the directory (tenant) ID, e.g. 00000000-1111-2222-3333-444444444444 (opkssh provider add --preset microsoft --tenant DOMAIN prints it)", t)
 			}
 		}
 		prov.Tenants = list

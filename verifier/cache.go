@@ -133,7 +133,7 @@ func (c *Cache) plan(e *CacheEntry, set jwk.Set, kid string, now time.Time) (pla
 
 func (c *Cache) keys(ctx context.Context, p *policy.Provider, kid string) (jwk.Set, KeyInfo, error) {
 	if p.JWKSFile != "" {
-		set, err := pinnedKeys(p)
+		set, err := c.Fetcher.pinnedKeys(p)
 		return set, KeyInfo{Source: KeySourcePinned}, err
 	}
 	c.init()

@@ -3,6 +3,7 @@ package verifier
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -206,6 +207,9 @@ func keyFits(key jwk.Key, alg string) error {
 func (v *idTokenVerifier) keySet(ctx context.Context, kid string) (jwk.Set, error) {
 	set, info, err := v.keys.Keys(ctx, v.provider, kid)
 	v.keyInfo = info
+	if errors.Is(err, ErrUnsafeFile) {
+		return nil, deny(ReasonProviderBroken, fmt.Errorf("provider %s is disabled: %w", v.provider.Name, err))
+	}
 	if err != nil {
 		return nil, deny(ReasonKeysUnavailable, fmt.Errorf("keys of provider %s: %w", v.provider.Name, err))
 	}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/opkssh-team/opkssh/internal/idtoken"
+	"github.com/opkssh-team/opkssh/internal/trustfile"
 	"github.com/opkssh-team/opkssh/policy"
 )
 
@@ -50,14 +50,22 @@ const maxDocument = 1 << 20
 
 // Fetcher gets keys from the network (OIDC discovery, then jwks_uri) or, when the provider pins
 // them with jwks_file, from that file without any network access.
+//
+// jwks_file and ca_file decide whose keys verify trusts, so both are read with trustfile's rules:
+// the file and every directory above it owned by root (or one of TrustedUIDs) and writable by
+// nobody else. A file that fails them breaks its provider (ErrUnsafeFile), never the others.
 type Fetcher struct {
-	Timeout time.Duration // per request; DefaultFetchTimeout when zero
+	Timeout     time.Duration // per request; DefaultFetchTimeout when zero
+	TrustedUIDs []int         // owners of jwks_file and ca_file trusted besides root
 }
+
+// ErrUnsafeFile is wrapped by the errors about a jwks_file or ca_file that others could write.
+var ErrUnsafeFile = trustfile.ErrUnsafe
 
 // Keys implements KeySource without any caching: pinned keys, or two requests to the OP.
 func (f Fetcher) Keys(ctx context.Context, p *policy.Provider, _ string) (jwk.Set, KeyInfo, error) {
 	if p.JWKSFile != "" {
-		set, err := pinnedKeys(p)
+		set, err := f.pinnedKeys(p)
 		return set, KeyInfo{Source: KeySourcePinned}, err
 	}
 	doc, err := f.Fetch(ctx, p)
@@ -68,10 +76,10 @@ func (f Fetcher) Keys(ctx context.Context, p *policy.Provider, _ string) (jwk.Se
 	return set, KeyInfo{Source: KeySourceNetwork, FetchedAt: doc.FetchedAt}, err
 }
 
-func pinnedKeys(p *policy.Provider) (jwk.Set, error) {
-	data, err := readBounded(p.JWKSFile)
+func (f Fetcher) pinnedKeys(p *policy.Provider) (jwk.Set, error) {
+	data, err := trustfile.Read(p.JWKSFile, maxDocument, trustfile.Rules{TrustedUIDs: f.TrustedUIDs, What: "jwks_file"})
 	if err != nil {
-		return nil, fmt.Errorf("pinned jwks_file: %w", err)
+		return nil, err
 	}
 	set, err := parseJWKS(data)
 	if err != nil {
@@ -164,20 +172,46 @@ func (f Fetcher) client(p *policy.Provider) (*http.Client, error) {
 	// sshd starts verify with an almost empty environment: no proxy variables to honour.
 	tr.Proxy = nil
 	if p.CAFile != "" {
-		pem, err := readBounded(p.CAFile)
+		pool, err := f.caPool(p)
 		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", p.CAFile)
+			return nil, err
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	return &http.Client{Timeout: timeout, Transport: tr, CheckRedirect: refuseRedirect}, nil
+}
+
+// caPool is the system roots plus the provider's ca_file.
+func (f Fetcher) caPool(p *policy.Provider) (*x509.CertPool, error) {
+	pem, err := trustfile.Read(p.CAFile, maxDocument, trustfile.Rules{TrustedUIDs: f.TrustedUIDs, What: "ca_file"})
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("ca_file %s holds no PEM certificate", p.CAFile)
+	}
+	return pool, nil
+}
+
+// CheckFiles reads a provider's jwks_file and ca_file as verify does, for doctor and policy check:
+// nil when both are absent or usable.
+func (f Fetcher) CheckFiles(p *policy.Provider) error {
+	var errs []error
+	if p.JWKSFile != "" {
+		if _, err := f.pinnedKeys(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if p.CAFile != "" {
+		if _, err := f.caPool(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // FetchError says which step of a key fetch failed, so that doctor and the decision log can name
@@ -243,22 +277,6 @@ func get(ctx context.Context, hc *http.Client, u string) ([]byte, http.Header, e
 		return nil, nil, &FetchError{Kind: FetchBadDocument, Err: fmt.Errorf("GET %s: response larger than %d bytes", u, maxDocument)}
 	}
 	return data, resp.Header, nil
-}
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxDocument+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxDocument {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxDocument)
-	}
-	return data, nil
 }
 
 // maxJWKSKeys bounds how many keys of a JWKS are parsed; OPs publish a handful.

@@ -239,32 +239,74 @@ func (d *doctor) providers(ctx context.Context, pol *policy.Policy) {
 	for _, name := range slices.Sorted(maps.Keys(pol.Providers)) {
 		p := pol.Providers[name]
 		check := "provider " + p.Name
+		if err := (verifier.Fetcher{}).CheckFiles(p); err != nil {
+			fix := "point jwks_file at the OP's JWKS document and ca_file at a PEM file"
+			if errors.Is(err, verifier.ErrUnsafeFile) {
+				fix = "make the file and every directory above it owned by root and writable by root only"
+			}
+			d.add(Fail, check, fmt.Sprintf("provider %s is disabled, its users are denied: %v", p.Name, err), fix)
+			continue
+		}
 		if p.JWKSFile != "" {
-			if _, _, err := (verifier.Fetcher{}).Keys(ctx, p, ""); err != nil {
-				d.add(Fail, check, err.Error(), "point jwks_file at the OP's JWKS document")
-			} else {
-				d.add(OK, check, "pinned keys in "+p.JWKSFile, "")
-			}
+			d.add(OK, check, "pinned keys in "+p.JWKSFile, "")
 			continue
 		}
-		fetched, err := (verifier.Fetcher{Timeout: d.o.Timeout}).Fetch(ctx, p)
-		if err != nil {
-			// verify refuses cached keys older than --stale-for.
-			staleFor := cmp.Or(d.staleFor, verifier.DefaultStaleFor)
-			e, ok := cached[p.Issuer]
-			switch {
-			case ok && !e.FetchedAt.IsZero() && time.Since(e.FetchedAt) < staleFor:
-				d.add(Warn, check, fmt.Sprintf("%s is unreachable (%v); logins use cached keys fetched %s", p.Issuer, err, e.FetchedAt.Format(time.RFC3339)), "check the network path to the OP")
-			case ok && !e.FetchedAt.IsZero():
-				d.add(Fail, check, fmt.Sprintf("%s is unreachable and its cached keys, fetched %s, are older than the stale window (%s): its users are denied: %v", p.Issuer, e.FetchedAt.Format(time.RFC3339), staleFor, err),
-					"restore the network path to the OP, or pin its keys with jwks_file")
-			default:
-				d.add(Fail, check, fmt.Sprintf("%s is unreachable and no keys are cached: %v", p.Issuer, err), "check DNS, proxy-free network access to the OP, and ca_file for a private CA")
-			}
-			continue
+		for _, iss := range concreteIssuers(p) {
+			q := *p
+			q.Issuer = iss
+			d.fetch(ctx, check, &q, cached)
 		}
+	}
+}
+
+// concreteIssuers are the issuers whose keys verify fetches for p: one per tenant for a
+// multi-tenant template, p's own otherwise.
+func concreteIssuers(p *policy.Provider) []string {
+	if !strings.Contains(p.Issuer, policy.TenantPlaceholder) {
+		return []string{p.Issuer}
+	}
+	var out []string
+	for _, t := range p.Tenants {
+		out = append(out, strings.Replace(p.Issuer, policy.TenantPlaceholder, t, 1))
+	}
+	return out
+}
+
+// fetch runs verify's discovery and JWKS requests for one issuer and names what failed: a
+// discovery document at the wrong place (a wrong issuer string) is not an unreachable OP.
+func (d *doctor) fetch(ctx context.Context, check string, p *policy.Provider, cached map[string]verifier.CacheEntry) {
+	fetched, err := (verifier.Fetcher{Timeout: d.o.Timeout}).Fetch(ctx, p)
+	if err == nil {
 		d.add(OK, check, fmt.Sprintf("%s reachable, JWKS at %s", p.Issuer, fetched.JWKSURI), "")
+		if skipped := verifier.SkippedKeys(fetched.JWKS); len(skipped) > 0 {
+			d.add(OK, check, fmt.Sprintf("%s: verify leaves out %d key(s) it cannot use for signatures: %s", p.Issuer, len(skipped), strings.Join(skipped, "; ")), "")
+		}
 		d.clock(check, fetched)
+		return
+	}
+	switch verifier.FetchErrorKind(err) {
+	case verifier.FetchIssuerMismatch:
+		d.add(Fail, check, fmt.Sprintf("%s: %v", p.Issuer, err), "set issuer to the exact value of the OP's discovery document (tokens carry the same string)")
+		return
+	case verifier.FetchHTTPStatus:
+		d.add(Fail, check, fmt.Sprintf("%s answers, but not with a discovery document at %s: %v", p.Issuer, verifier.DiscoveryURL(p.Issuer), err),
+			"check the issuer string: it must be the OP's issuer exactly, as in its tokens' iss")
+		return
+	case verifier.FetchRedirect, verifier.FetchBadDocument:
+		d.add(Fail, check, fmt.Sprintf("%s: %v", p.Issuer, err), "check the issuer string and the OP's discovery document")
+		return
+	}
+	// verify refuses cached keys older than --stale-for.
+	staleFor := cmp.Or(d.staleFor, verifier.DefaultStaleFor)
+	e, ok := cached[p.Issuer]
+	switch {
+	case ok && !e.FetchedAt.IsZero() && time.Since(e.FetchedAt) < staleFor:
+		d.add(Warn, check, fmt.Sprintf("%s is unreachable (%v); logins use cached keys fetched %s", p.Issuer, err, e.FetchedAt.Format(time.RFC3339)), "check the network path to the OP")
+	case ok && !e.FetchedAt.IsZero():
+		d.add(Fail, check, fmt.Sprintf("%s is unreachable and its cached keys, fetched %s, are older than the stale window (%s): its users are denied: %v", p.Issuer, e.FetchedAt.Format(time.RFC3339), staleFor, err),
+			"restore the network path to the OP, or pin its keys with jwks_file")
+	default:
+		d.add(Fail, check, fmt.Sprintf("%s is unreachable and no keys are cached: %v", p.Issuer, err), "check DNS, proxy-free network access to the OP, and ca_file for a private CA")
 	}
 }
 

@@ -531,7 +531,17 @@ func TestProviders(t *testing.T) {
 		{name: "pinned", p: &policy.Provider{Name: "pinned", Issuer: unreachable, ClientIDs: []string{"x"}, JWKSFile: "JWKS"},
 			want: want{OK, "provider pinned", "pinned keys in ", ""}},
 		{name: "pinned file missing", p: &policy.Provider{Name: "pinned", Issuer: corp.Issuer, ClientIDs: []string{"x"}, JWKSFile: "/nonexistent/jwks.json"},
-			want: want{Fail, "provider pinned", "pinned jwks_file: open /nonexistent/jwks.json", "point jwks_file at the OP's JWKS document"}},
+			want: want{Fail, "provider pinned", "jwks_file /nonexistent/jwks.json: lstat /nonexistent", "point jwks_file at the OP's JWKS document"}},
+		// A pinned key file or CA file that others can write lets them log in as anyone.
+		{name: "pinned file writable by others", p: &policy.Provider{Name: "pinned", Issuer: corp.Issuer, ClientIDs: []string{"x"}, JWKSFile: "JWKS-0666"},
+			want: want{Fail, "provider pinned", "its users are denied: jwks_file", "owned by root and writable by root only"}},
+		{name: "ca_file writable by group", p: &policy.Provider{Name: "corp", Issuer: corp.Issuer, ClientIDs: []string{"x"}, CAFile: "CA-0664"},
+			want: want{Fail, "provider corp", "writable by group or others (mode 0664)", "owned by root and writable by root only"}},
+		// An issuer whose discovery document names it with a trailing '/' is not "unreachable".
+		{name: "issuer differs by a trailing slash", p: &policy.Provider{Name: "corp", Issuer: corp.Issuer + "/", ClientIDs: []string{"x"}},
+			want: want{Fail, "provider corp", "a trailing '/' counts", "exact value of the OP's discovery document"}},
+		{name: "wrong issuer path", p: &policy.Provider{Name: "corp", Issuer: corp.Issuer + "/realms/x", ClientIDs: []string{"x"}},
+			want: want{Fail, "provider corp", "answers, but not with a discovery document at " + corp.Issuer + "/realms/x/.well-known/openid-configuration: discovery: GET", "check the issuer string"}},
 		{name: "pinned file not a JWKS", p: &policy.Provider{Name: "pinned", Issuer: corp.Issuer, ClientIDs: []string{"x"}, JWKSFile: "JUNK"},
 			want: want{Fail, "provider pinned", "parsing JWKS", ""}},
 	}
@@ -550,6 +560,15 @@ func TestProviders(t *testing.T) {
 			case "JUNK":
 				p.JWKSFile = filepath.Join(t.TempDir(), "jwks.json")
 				writeFile(t, p.JWKSFile, `{"keys": "none"}`, 0o644)
+			case "JWKS-0666":
+				p.JWKSFile = filepath.Join(t.TempDir(), "jwks.json")
+				writeFile(t, p.JWKSFile, string(jwks), 0o644)
+				os.Chmod(p.JWKSFile, 0o666)
+			}
+			if p.CAFile == "CA-0664" {
+				p.CAFile = filepath.Join(t.TempDir(), "ca.pem")
+				writeFile(t, p.CAFile, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", 0o644)
+				os.Chmod(p.CAFile, 0o664)
 			}
 			d := &doctor{o: Options{CacheDir: cache, Timeout: 2 * time.Second}}
 			d.applyVerifyFlags(tt.args)

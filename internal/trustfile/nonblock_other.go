@@ -1,0 +1,5 @@
+//go:build !unix
+
+package trustfile
+
+const nonBlock = 0
