@@ -1,12 +1,15 @@
 package commands
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/opkssh-team/opkssh/provider"
 )
@@ -82,9 +85,9 @@ func newProviderListCmd() *cobra.Command {
 
 func newProviderAddCmd() *cobra.Command {
 	var (
-		e           provider.Entry
-		scopes      string
-		makeDefault bool
+		e      provider.Entry
+		scopes string
+		opts   = provider.AddOptions{Entra: provider.EntraResolver{Authority: provider.EntraAuthority}}
 	)
 	cmd := &cobra.Command{
 		Use:   "add NAME --preset PRESET --client-id ID",
@@ -92,7 +95,14 @@ func newProviderAddCmd() *cobra.Command {
 		Long: `Add a provider to the configuration file, which is created (mode 0600) if missing. The first
 provider added becomes the default; --default makes a later one the default.
 
-Presets: ` + strings.Join(provider.PresetNames(), ", ") + ` (see "opkssh provider --help").`,
+Presets: ` + strings.Join(provider.PresetNames(), ", ") + ` (see "opkssh provider --help").
+
+With --preset microsoft, --tenant is your directory (tenant) ID or one of its verified domains. A
+domain is looked up once, in the tenant's discovery document at
+https://login.microsoftonline.com/DOMAIN/v2.0/.well-known/openid-configuration, and the file keeps
+the tenant ID, because the issuer of Entra's tokens names the ID, never the domain.
+
+It prints the provider block the servers' policies.yaml needs to accept these logins.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e.Scopes = strings.Fields(scopes)
@@ -103,23 +113,11 @@ Presets: ` + strings.Join(provider.PresetNames(), ", ") + ` (see "opkssh provide
 			if err != nil {
 				return err
 			}
-			if err := provider.AddProvider(path, args[0], e, makeDefault); err != nil {
-				return err
-			}
-			file, err := provider.LoadConfig(path)
+			added, err := provider.AddProvider(cmd.Context(), path, args[0], e, opts)
 			if err != nil {
 				return err
 			}
-			cfg, err := file.Provider(args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Added provider %s (issuer %s) to %s.\n", args[0], cfg.Issuer, path)
-			if file.Default == args[0] {
-				fmt.Fprintf(cmd.OutOrStdout(), "It is the default: \"opkssh login\" uses it.\n")
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "Log in with \"opkssh login %s\".\n", args[0])
-			}
+			printAdded(cmd.OutOrStdout(), args[0], path, added)
 			return nil
 		},
 	}
@@ -128,9 +126,51 @@ Presets: ` + strings.Join(provider.PresetNames(), ", ") + ` (see "opkssh provide
 	fl.StringVar(&e.ClientID, "client-id", "", "client ID registered for opkssh at the OP (required)")
 	fl.StringVar(&e.ClientSecret, "client-secret", "", "client secret, for OPs that treat desktop apps as confidential clients")
 	fl.StringVar(&e.Issuer, "issuer", "", "issuer URL (required for generic; overrides the preset's)")
-	fl.StringVar(&e.Tenant, "tenant", "", "Microsoft tenant: directory ID or verified domain (microsoft preset)")
+	fl.StringVar(&e.Tenant, "tenant", "", "Microsoft tenant: directory ID, or a verified domain that is looked up once (microsoft preset)")
 	fl.StringVar(&scopes, "scopes", "", "space-separated scopes to request instead of the preset's")
 	fl.StringSliceVar(&e.RedirectURIs, "redirect-uri", nil, "loopback redirect URIs to try instead of the defaults")
-	fl.BoolVar(&makeDefault, "default", false, "make this the default provider")
+	fl.BoolVar(&opts.Default, "default", false, "make this the default provider")
 	return cmd
+}
+
+// printAdded reports what "provider add" wrote and the policy block that lets servers accept it.
+func printAdded(w io.Writer, name, path string, added provider.Added) {
+	if t := added.Tenant; t != nil && t.Domain != "" {
+		fmt.Fprintf(w, "%s is tenant %s; issuer %s\n", t.Domain, t.ID, t.Issuer)
+	}
+	fmt.Fprintf(w, "Added provider %s (issuer %s) to %s.\n", name, added.Config.Issuer, path)
+	if added.Default {
+		fmt.Fprintf(w, "It is the default: \"opkssh login\" uses it.\n")
+	} else {
+		fmt.Fprintf(w, "Log in with \"opkssh login %s\".\n", name)
+	}
+	fmt.Fprintf(w, "Servers accept these logins with a provider like this in %s:\n", DefaultPolicyPath)
+	w.Write(policySnippet(name, added.Config))
+	if t := added.Tenant; t != nil {
+		fmt.Fprintf(w, "(To accept users of several tenants: issuer %s with tenants: [%s, …]; see docs/providers.md.)\n",
+			strings.Replace(t.Issuer, t.ID, "{tenantid}", 1), t.ID)
+	}
+}
+
+// policySnippet renders the providers: block of policies.yaml for cfg, indented by two spaces.
+func policySnippet(name string, cfg provider.Config) []byte {
+	type block struct {
+		Issuer    string   `yaml:"issuer"`
+		ClientIDs []string `yaml:"client_ids,flow"`
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	doc := map[string]map[string]block{"providers": {name: {Issuer: cfg.Issuer, ClientIDs: []string{cfg.ClientID}}}}
+	if err := enc.Encode(doc); err != nil {
+		return nil // plain strings always encode
+	}
+	enc.Close()
+	var out []byte
+	for _, line := range bytes.SplitAfter(buf.Bytes(), []byte("\n")) {
+		if len(line) > 0 {
+			out = append(append(out, "  "...), line...)
+		}
+	}
+	return out
 }

@@ -27,10 +27,11 @@ import (
 //	    client_id: opkssh
 //	  work:
 //	    preset: microsoft
-//	    tenant: contoso.onmicrosoft.com
+//	    tenant: b4e1c2d3-5f6a-4b7c-8d9e-0a1b2c3d4e5f  # contoso.onmicrosoft.com
 //	    client_id: 7a1b…
 //
-// An entry's explicit fields win over its preset's. Unknown keys are errors, so a typo never
+// A microsoft tenant is the directory (tenant) ID: "opkssh provider add" looks a domain up (see
+// entra.go). An entry's explicit fields win over its preset's. Unknown keys are errors, so a typo never
 // silently logs in somewhere else.
 
 // Environment variables read by the CLI, for CI jobs and scripts that have no config file. They

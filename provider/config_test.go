@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -37,10 +38,12 @@ func TestEntryConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"google", Entry{Preset: "google", ClientID: "x"}, "https://accounts.google.com", "openid email profile", ""},
-		{"microsoft", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "x"}, "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0", "openid email profile", ""},
+		{"microsoft", Entry{Preset: "microsoft", Tenant: "B4E1C2D3-5F6A-4B7C-8D9E-0A1B2C3D4E5F", ClientID: "x"}, "https://login.microsoftonline.com/b4e1c2d3-5f6a-4b7c-8d9e-0a1b2c3d4e5f/v2.0", "openid email profile", ""},
+		{"microsoft domain", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "x"}, "", "", `tenant "contoso.onmicrosoft.com" is a domain name, but the issuer of Entra's tokens names the directory (tenant) ID`},
+		{"microsoft explicit issuer", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com", Issuer: "https://login.microsoftonline.us/b4e1c2d3-5f6a-4b7c-8d9e-0a1b2c3d4e5f/v2.0", ClientID: "x"}, "https://login.microsoftonline.us/b4e1c2d3-5f6a-4b7c-8d9e-0a1b2c3d4e5f/v2.0", "openid email profile", ""},
 		{"microsoft without tenant", Entry{Preset: "microsoft", ClientID: "x"}, "", "", "needs a tenant"},
 		{"microsoft common", Entry{Preset: "microsoft", Tenant: "common", ClientID: "x"}, "", "", "multi-tenant alias"},
-		{"microsoft bad tenant", Entry{Preset: "microsoft", Tenant: "a/b", ClientID: "x"}, "", "", "must be a directory ID"},
+		{"microsoft bad tenant", Entry{Preset: "microsoft", Tenant: "a/b", ClientID: "x"}, "", "", "must be a directory (tenant) ID"},
 		{"gitlab", Entry{Preset: "gitlab", ClientID: "x"}, "https://gitlab.com", "openid email profile", ""},
 		{"gitlab self-managed", Entry{Preset: "gitlab", Issuer: "https://git.example.com", ClientID: "x"}, "https://git.example.com", "openid email profile", ""},
 		{"generic", Entry{Issuer: "https://sso.example.com", ClientID: "x", Scopes: []string{"openid", "groups"}}, "https://sso.example.com", "openid groups", ""},
@@ -101,9 +104,11 @@ func TestOverrides(t *testing.T) {
 }
 
 func TestAddProviderKeepsComments(t *testing.T) {
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "opkssh", "config.yaml")
-	if err := AddProvider(path, "corp", Entry{Issuer: "https://sso.example.com", ClientID: "opkssh"}, false); err != nil {
-		t.Fatal(err)
+	added, err := AddProvider(ctx, path, "corp", Entry{Issuer: "https://sso.example.com", ClientID: "opkssh"}, AddOptions{})
+	if err != nil || !added.Default || added.Tenant != nil || added.Config.Issuer != "https://sso.example.com" {
+		t.Fatalf("added %+v, %v", added, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 {
@@ -118,11 +123,12 @@ func TestAddProviderKeepsComments(t *testing.T) {
 	if err := os.WriteFile(path, []byte(withComments), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := AddProvider(path, "work", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "abc"}, true); err != nil {
+	// A tenant ID needs no lookup, so this uses no network.
+	if _, err := AddProvider(ctx, path, "work", Entry{Preset: "microsoft", Tenant: "B4E1C2D3-5F6A-4B7C-8D9E-0A1B2C3D4E5F", ClientID: "abc"}, AddOptions{Default: true}); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)
-	for _, want := range []string{"# my opkssh providers", "default: work # used by plain login\n\nproviders:", "  # the company SSO\n  corp:", "  work:\n    preset: microsoft\n    tenant: contoso.onmicrosoft.com\n    client_id: abc\n"} {
+	for _, want := range []string{"# my opkssh providers", "default: work # used by plain login\n\nproviders:", "  # the company SSO\n  corp:", "  work:\n    preset: microsoft\n    tenant: b4e1c2d3-5f6a-4b7c-8d9e-0a1b2c3d4e5f\n    client_id: abc\n"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("edited file lacks %q:\n%s", want, data)
 		}
@@ -135,18 +141,30 @@ func TestAddProviderKeepsComments(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, err := f.Provider("work")
-	if err != nil || cfg.Issuer != "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0" {
+	if err != nil || cfg.Issuer != "https://login.microsoftonline.com/b4e1c2d3-5f6a-4b7c-8d9e-0a1b2c3d4e5f/v2.0" {
 		t.Fatalf("work: %+v %v", cfg, err)
 	}
 
-	if err := AddProvider(path, "corp", Entry{Issuer: "https://x.example.com", ClientID: "y"}, false); !errors.Is(err, ErrProviderExists) {
-		t.Fatalf("duplicate: %v", err)
-	}
-	if err := AddProvider(path, "bad", Entry{Preset: "generic", ClientID: "y"}, false); err == nil || !strings.Contains(err.Error(), "needs an issuer") {
-		t.Fatalf("invalid entry: %v", err)
-	}
-	if err := AddProvider(path, "plain", Entry{Issuer: "http://sso.example.com", ClientID: "y"}, false); err == nil || !strings.Contains(err.Error(), "only https") {
-		t.Fatalf("http issuer: %v", err)
+	// An authority that does not parse: a lookup fails without a request.
+	noNetwork := AddOptions{Entra: EntraResolver{Authority: "http://[::1"}}
+	for _, tc := range []struct {
+		name string
+		e    Entry
+		want string
+	}{
+		{"corp", Entry{Issuer: "https://x.example.com", ClientID: "y"}, "provider already exists"},
+		{"bad", Entry{Preset: "generic", ClientID: "y"}, "needs an issuer"},
+		{"plain", Entry{Issuer: "http://sso.example.com", ClientID: "y"}, "only https"},
+		// Every other mistake is found before a domain is looked up.
+		{"noid", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com"}, "a client ID is required"},
+		{"work", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "y"}, "provider already exists"},
+		{"ms", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "y", RedirectURIs: []string{"https://example.com/cb"}}, "redirect"},
+		{"common", Entry{Preset: "microsoft", Tenant: "organizations", ClientID: "y"}, "multi-tenant alias"},
+		{"lookup", Entry{Preset: "microsoft", Tenant: "contoso.onmicrosoft.com", ClientID: "y"}, `looking up Microsoft tenant "contoso.onmicrosoft.com"`},
+	} {
+		if _, err := AddProvider(ctx, path, tc.name, tc.e, noNetwork); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("add %s %+v: %v, want %q", tc.name, tc.e, err, tc.want)
+		}
 	}
 	after, _ := os.ReadFile(path)
 	if string(after) != string(data) {

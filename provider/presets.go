@@ -3,7 +3,6 @@ package provider
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 )
@@ -28,7 +27,7 @@ var Presets = []Preset{
 	},
 	{
 		Name:        "microsoft",
-		Description: "Microsoft Entra ID; needs --tenant (the directory ID or a verified domain)",
+		Description: "Microsoft Entra ID; needs --tenant (the directory ID, or a verified domain that is looked up)",
 		Issuer:      microsoftIssuer,
 		Scopes:      []string{"openid", "email", "profile"},
 	},
@@ -75,18 +74,15 @@ func fixedIssuer(issuer string) func(string) (string, error) {
 	}
 }
 
-// microsoftIssuer is the v2.0 issuer of one tenant. The multi-tenant aliases ("common",
-// "organizations", "consumers") are refused: their discovery document names a templated issuer
-// that never equals a token's iss, so the login could not verify the ID token.
+// microsoftIssuer is the v2.0 issuer of one tenant, named by its directory ID: the issuer of a
+// tenant's tokens always names the ID, never a domain (see entra.go), so a domain is refused here
+// and "opkssh provider add" looks it up instead.
 func microsoftIssuer(tenant string) (string, error) {
-	switch strings.ToLower(tenant) {
-	case "":
-		return "", errors.New("the microsoft preset needs a tenant (--tenant): your directory (tenant) ID or a verified domain such as contoso.onmicrosoft.com")
-	case "common", "organizations", "consumers":
-		return "", fmt.Errorf("tenant %q is a multi-tenant alias whose ID tokens name each user's own tenant as issuer; use your directory (tenant) ID", tenant)
+	if err := checkTenantName(tenant); err != nil {
+		return "", err
 	}
-	if strings.ContainsAny(tenant, "/?#%@: ") || url.PathEscape(tenant) != tenant {
-		return "", fmt.Errorf("tenant %q must be a directory ID or a domain name", tenant)
+	if !isGUID(tenant) {
+		return "", fmt.Errorf("tenant %q is a domain name, but the issuer of Entra's tokens names the directory (tenant) ID: write that ID (Entra admin center, Overview → Tenant ID) as the tenant, or add the provider with \"opkssh provider add NAME --preset microsoft --tenant %s\", which looks it up", tenant, tenant)
 	}
-	return "https://login.microsoftonline.com/" + tenant + "/v2.0", nil
+	return EntraAuthority + "/" + strings.ToLower(tenant) + "/v2.0", nil
 }
