@@ -57,6 +57,17 @@ A users file is a YAML list; unknown keys are errors:
     extra:                         # any further claims, may be nested
       realm_access: {roles: [admin]}
     password: secret               # omitted: any password is accepted
+    tenant: 1111-aaaa              # with --tenant: the user's tenant (default the first)
+
+Quirks of production OPs, to test clients against (none by default):
+  --issuer-path /realms/x/   issuer with a path and a trailing slash
+  --alg ES384                another signing algorithm
+  --no-kid --foreign-jwks    tokens without kid; unusable keys in the JWKS
+  --clock-offset 2m          the OP's clock ahead of this machine's
+  --azp other --aud other --nbf 10m --schemeless-iss
+  --tenant 1111-aaaa=contoso.onmicrosoft.com --tenant 2222-bbbb
+                             Microsoft Entra style tenants: issuers BASE/{id}/v2.0
+  --device-drops-nonce       device-flow ID tokens without nonce
 
 Then point opkssh at the issuer it prints, with the client ID it prints.
 Requests are logged to stderr; stop it with Ctrl-C (SIGINT) or SIGTERM.
@@ -75,6 +86,8 @@ type config struct {
 	issuerFile   string
 	lifetime     time.Duration
 	quiet        bool
+	alg          string
+	quirks       testop.Quirks
 }
 
 func main() {
@@ -114,6 +127,30 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.issuerFile, "issuer-file", "", "write the issuer URL to this `file` once listening")
 	fs.DurationVar(&cfg.lifetime, "lifetime", time.Hour, "ID and access token `lifetime`")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "do not log requests to stderr")
+	fs.StringVar(&cfg.alg, "alg", "RS256", "signing `algorithm`: "+strings.Join(testop.Algs, ", "))
+	q := &cfg.quirks
+	fs.StringVar(&q.IssuerPath, "issuer-path", "", "`path` after the address in the issuer, e.g. / or /realms/x/")
+	fs.BoolVar(&q.NoKID, "no-kid", false, "sign ID tokens without a kid header")
+	fs.BoolVar(&q.ForeignJWKs, "foreign-jwks", false, "also publish an ML-DSA-44 (AKP) key, a key of an unknown kty and an RSA enc key")
+	fs.DurationVar(&q.ClockOffset, "clock-offset", 0, "run the OP's clock this `duration` ahead (negative: behind)")
+	fs.StringVar(&q.JWKSCacheControl, "jwks-cache-control", "", "Cache-Control `header` of the JWKS (default max-age=300)")
+	fs.StringVar(&q.AZP, "azp", "", "azp `client` of ID tokens; aud then lists the client and it")
+	fs.Func("aud", "extra `audience` of ID tokens (repeatable)", func(v string) error {
+		q.ExtraAudiences = append(q.ExtraAudiences, v)
+		return nil
+	})
+	fs.DurationVar(&q.NotBefore, "nbf", 0, "add an nbf claim this `duration` after iat")
+	fs.BoolVar(&q.SchemelessIss, "schemeless-iss", false, "iss claim without http:// (as Google's accounts.google.com)")
+	fs.Func("tenant", "Entra-style tenant `ID[=domain,…]` (repeatable)", func(v string) error {
+		id, domains, _ := strings.Cut(v, "=")
+		t := testop.Tenant{ID: id}
+		if domains != "" {
+			t.Domains = strings.Split(domains, ",")
+		}
+		q.Tenants = append(q.Tenants, t)
+		return nil
+	})
+	fs.BoolVar(&q.DeviceDropsNonce, "device-drops-nonce", false, "leave the nonce out of device-flow ID tokens")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -146,6 +183,8 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Clients:       []testop.Client{{ID: cfg.clientID, Secret: cfg.clientSecret}},
 		AutoApprove:   cfg.autoApprove,
 		TokenLifetime: cfg.lifetime,
+		Alg:           cfg.alg,
+		Quirks:        cfg.quirks,
 	}
 	if !cfg.quiet {
 		opts.Logf = log.New(stderr, "", log.LstdFlags|log.Lmicroseconds).Printf
@@ -163,6 +202,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		defer os.Remove(cfg.issuerFile)
 	}
 	printBanner(stdout, srv.Issuer(), cfg, users)
+	for _, t := range cfg.quirks.Tenants {
+		fmt.Fprintf(stdout, "  tenant %s: issuer %s\n", t.ID, srv.TenantIssuer(t.ID))
+	}
 
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "testop: stopping")

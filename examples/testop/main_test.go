@@ -111,6 +111,31 @@ func TestServeWritesIssuerFile(t *testing.T) {
 	}
 }
 
+func TestQuirkFlags(t *testing.T) {
+	cfg, err := parseFlags([]string{"--alg", "ES384", "--issuer-path", "/realms/x/", "--no-kid", "--foreign-jwks",
+		"--clock-offset", "2m", "--jwks-cache-control", "no-store", "--azp", "other", "--aud", "third",
+		"--nbf", "10m", "--schemeless-iss", "--tenant", "t1=contoso.onmicrosoft.com,fabrikam.com", "--tenant", "t2",
+		"--device-drops-nonce"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := cfg.quirks
+	if cfg.alg != "ES384" || q.IssuerPath != "/realms/x/" || !q.NoKID || !q.ForeignJWKs || q.ClockOffset != 2*time.Minute ||
+		q.JWKSCacheControl != "no-store" || q.AZP != "other" || len(q.ExtraAudiences) != 1 || q.NotBefore != 10*time.Minute ||
+		!q.SchemelessIss || !q.DeviceDropsNonce || len(q.Tenants) != 2 || len(q.Tenants[0].Domains) != 2 || q.Tenants[1].ID != "t2" {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	// Tenants have their own issuers: an issuer path besides them is refused when the OP starts.
+	var stderr bytes.Buffer
+	if code := run([]string{"--addr", "127.0.0.1:0", "--issuer-path", "/x", "--tenant", "t1"}, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "exclude") {
+		t.Errorf("issuer path with tenants: exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"--addr", "127.0.0.1:0", "--alg", "HS256"}, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "unsupported Alg") {
+		t.Errorf("--alg HS256: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
 func TestFlagErrors(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run([]string{"--auto-approve", "nobody", "--addr", "127.0.0.1:0"}, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "no such user") {

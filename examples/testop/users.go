@@ -21,6 +21,7 @@ type userEntry struct {
 	AMR           []string       `yaml:"amr"`
 	Extra         map[string]any `yaml:"extra"`
 	Password      string         `yaml:"password"`
+	Tenant        string         `yaml:"tenant"`
 }
 
 // loadUsers reads a YAML list of users. Unknown keys are errors, so a typo

@@ -196,7 +196,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request, req *authReques
 		expires:     now.Add(codeLifetime),
 	}
 	s.mu.Unlock()
-	s.redirect(w, r, req, url.Values{"code": {code}})
+	s.redirect(w, r, req, url.Values{"code": {code}}, s.userIssuer(user))
 }
 
 // pruneLocked forgets codes and access tokens that have expired, so a long
@@ -219,12 +219,12 @@ func (s *Server) failAuth(w http.ResponseWriter, r *http.Request, req *authReque
 		s.showError(w, aerr.description)
 		return
 	}
-	s.redirect(w, r, req, url.Values{"error": {aerr.code}, "error_description": {aerr.description}})
+	s.redirect(w, r, req, url.Values{"error": {aerr.code}, "error_description": {aerr.description}}, s.issuer)
 }
 
 // redirect sends an authorization response to the client's redirect URI,
-// keeping any query the URI already has (RFC 6749 section 3.1.2).
-func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authRequest, params url.Values) {
+// keeping any query the URI already has (RFC 6749 section 3.1.2), with iss (RFC 9207).
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authRequest, params url.Values, iss string) {
 	u, err := url.Parse(req.redirectURI)
 	if err != nil {
 		s.showError(w, "redirect_uri does not parse: "+err.Error())
@@ -237,7 +237,7 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authReque
 	if req.state != "" {
 		q.Set("state", req.state)
 	}
-	q.Set("iss", s.issuer)
+	q.Set("iss", iss)
 	u.RawQuery = q.Encode()
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, u.String(), http.StatusFound)

@@ -2,11 +2,14 @@ package testop
 
 import (
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"maps"
 	"net/http"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
 )
 
 // userClaims are the claims about u that both the ID token and userinfo
@@ -40,13 +43,24 @@ func userClaims(u User) map[string]any {
 // it for a single audience.
 func (s *Server) idTokenClaims(u User, code *authCode, now time.Time, accessToken string) map[string]any {
 	c := userClaims(u)
-	c["iss"] = s.issuer
-	c["aud"] = code.clientID
+	c["iss"] = s.issClaim(u)
+	c["aud"] = s.quirks.audience(code.clientID)
 	c["azp"] = code.clientID
+	if s.quirks.AZP != "" {
+		c["azp"] = s.quirks.AZP
+	}
 	c["iat"] = now.Unix()
 	c["exp"] = now.Add(s.lifetime).Unix()
+	if s.quirks.NotBefore != 0 {
+		c["nbf"] = now.Add(s.quirks.NotBefore).Unix()
+	} else {
+		delete(c, "nbf")
+	}
+	if tid := s.tenantOf(u); tid != "" {
+		c["tid"] = tid
+	}
 	c["auth_time"] = code.authTime.Unix()
-	c["at_hash"] = atHash(accessToken)
+	c["at_hash"] = atHash(s.alg, accessToken)
 	if code.nonce != "" {
 		c["nonce"] = code.nonce
 	} else {
@@ -55,10 +69,21 @@ func (s *Server) idTokenClaims(u User, code *authCode, now time.Time, accessToke
 	return c
 }
 
-// atHash is the at_hash claim for RS256 and ES256, which both hash with
-// SHA-256 (OpenID Connect Core section 3.1.3.6).
-func atHash(accessToken string) string {
-	sum := sha256.Sum256([]byte(accessToken))
+// atHash is the at_hash claim: the left half of the access token's hash by the hash function
+// of the ID token's alg (OpenID Connect Core section 3.1.3.6); SHA-512 for EdDSA with Ed25519.
+func atHash(alg jwa.SignatureAlgorithm, accessToken string) string {
+	var sum []byte
+	switch alg {
+	case jwa.RS384(), jwa.PS384(), jwa.ES384():
+		h := sha512.Sum384([]byte(accessToken))
+		sum = h[:]
+	case jwa.RS512(), jwa.PS512(), jwa.ES512(), jwa.EdDSA():
+		h := sha512.Sum512([]byte(accessToken))
+		sum = h[:]
+	default:
+		h := sha256.Sum256([]byte(accessToken))
+		sum = h[:]
+	}
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
 }
 

@@ -17,7 +17,8 @@ import (
 //
 // Like the authorization endpoint, /device_authorization accepts a nonce parameter and puts it in
 // the ID token: RFC 8628 does not define one, but OpenPubkey needs the ID token to commit to the
-// client's key, and OPs such as Keycloak carry it through.
+// client's key, and OPs such as Keycloak carry it through. Others (Dex, Zitadel) drop it:
+// Quirks.DeviceDropsNonce.
 
 // GrantTypeDeviceCode is the grant_type of the device access token request.
 const GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
@@ -173,6 +174,9 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	}
 	g := &deviceGrant{clientID: client.ID, scope: scope, nonce: form.Get("nonce"), userCode: userCode,
 		expires: now.Add(deviceCodeLifetime), interval: interval}
+	if s.quirks.DeviceDropsNonce {
+		g.nonce = ""
+	}
 	if s.autoApprove != "" {
 		if i := s.findUserLocked(s.autoApprove); i >= 0 {
 			g.subject, g.authTime = s.users[i].Subject, now
@@ -185,8 +189,8 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	writeJSON(w, http.StatusOK, deviceAuthResponse{
 		DeviceCode:              deviceCode,
 		UserCode:                formatUserCode(userCode),
-		VerificationURI:         s.issuer + "/device",
-		VerificationURIComplete: s.issuer + "/device?user_code=" + formatUserCode(userCode),
+		VerificationURI:         s.base + "/device",
+		VerificationURIComplete: s.base + "/device?user_code=" + formatUserCode(userCode),
 		ExpiresIn:               int64(deviceCodeLifetime / time.Second),
 		Interval:                int64(interval / time.Second),
 	})
@@ -238,7 +242,7 @@ func (s *Server) deviceToken(form map[string][]string, client Client) (*tokenRes
 	s.tokens[access] = &accessToken{subject: g.subject, expires: now.Add(s.lifetime)}
 	refresh := s.issueRefreshLocked(refreshGrant{clientID: client.ID, subject: g.subject, scope: g.scope, authTime: g.authTime}, now)
 	claims := s.idTokenClaims(s.users[i], &authCode{clientID: client.ID, nonce: g.nonce, authTime: g.authTime}, now, access)
-	idToken, err := s.keys[len(s.keys)-1].signClaims(claims)
+	idToken, err := s.keys[len(s.keys)-1].signClaims(claims, s.quirks.NoKID)
 	if err != nil {
 		return nil, &tokenError{http.StatusInternalServerError, "server_error", err.Error()}
 	}

@@ -15,7 +15,7 @@ import (
 // postForm posts form to the OP and decodes the JSON answer.
 func postForm(t *testing.T, op *Server, path string, form url.Values) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.PostForm(op.Issuer()+path, form)
+	resp, err := http.PostForm(op.URL()+path, form)
 	if err != nil {
 		t.Fatal(err)
 	}

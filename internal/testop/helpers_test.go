@@ -108,8 +108,8 @@ func newFlow(t *testing.T, op *Server, clientID, secret string, style oauth2.Aut
 			RedirectURL:  cb.url(),
 			Scopes:       []string{oidc.ScopeOpenID, "email", "profile"},
 			Endpoint: oauth2.Endpoint{
-				AuthURL:   op.Issuer() + "/authorize",
-				TokenURL:  op.Issuer() + "/token",
+				AuthURL:   op.URL() + "/authorize",
+				TokenURL:  op.URL() + "/token",
 				AuthStyle: style,
 			},
 		},
@@ -171,7 +171,7 @@ func newProvider(t *testing.T, op *Server) *oidc.Provider {
 // postToken sends a raw token request and decodes the JSON answer.
 func postToken(t *testing.T, op *Server, form url.Values, basicUser, basicPassword string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, op.Issuer()+"/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, op.URL()+"/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}

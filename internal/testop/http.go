@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -12,7 +13,9 @@ import (
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleIndex)
-	mux.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
+	for path, suffix := range discoveryIssuers(s.quirks) {
+		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) { s.handleDiscovery(w, s.base+suffix) })
+	}
 	mux.HandleFunc("GET /jwks", s.handleJWKS)
 	mux.HandleFunc("GET /authorize", s.handleAuthorize)
 	mux.HandleFunc("POST /authorize", s.handleAuthorize)
@@ -87,14 +90,16 @@ type discovery struct {
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
-func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+// handleDiscovery serves the discovery document naming issuer; the endpoints are the same for
+// every issuer the OP serves.
+func (s *Server) handleDiscovery(w http.ResponseWriter, issuer string) {
 	d := discovery{
-		Issuer:                            s.issuer,
-		AuthorizationEndpoint:             s.issuer + "/authorize",
-		TokenEndpoint:                     s.issuer + "/token",
-		DeviceAuthorizationEndpoint:       s.issuer + "/device_authorization",
-		UserinfoEndpoint:                  s.issuer + "/userinfo",
-		JWKSURI:                           s.issuer + "/jwks",
+		Issuer:                            issuer,
+		AuthorizationEndpoint:             s.base + "/authorize",
+		TokenEndpoint:                     s.base + "/token",
+		DeviceAuthorizationEndpoint:       s.base + "/device_authorization",
+		UserinfoEndpoint:                  s.base + "/userinfo",
+		JWKSURI:                           s.base + "/jwks",
 		ResponseTypesSupported:            []string{"code"},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{s.alg.String()},
@@ -103,7 +108,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		GrantTypesSupported:               []string{"authorization_code", GrantTypeRefreshToken, GrantTypeDeviceCode},
 		ClaimsSupported: []string{
-			"iss", "sub", "aud", "azp", "iat", "exp", "auth_time", "nonce", "at_hash",
+			"iss", "sub", "aud", "azp", "iat", "exp", "nbf", "auth_time", "nonce", "at_hash", "tid",
 			"email", "email_verified", "name", "groups", "amr",
 		},
 		AuthorizationResponseIssParameterSupported: true,
@@ -118,8 +123,12 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "testop: encoding JWKS: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	cc := s.quirks.JWKSCacheControl
+	if cc == "" {
+		cc = "max-age=300"
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "max-age=300")
+	w.Header().Set("Cache-Control", cc)
 	w.Write(body)
 }
 
@@ -127,15 +136,19 @@ var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>testop</title></head>
 <body>
 <h1>testop: an OpenID Provider for tests</h1>
-<p>Issuer: <code>{{.}}</code></p>
-<p>Configuration: <a href="{{.}}/.well-known/openid-configuration">{{.}}/.well-known/openid-configuration</a></p>
+<p>Issuer: <code>{{.Issuer}}</code></p>
+<p>Configuration: <a href="{{.Discovery}}">{{.Discovery}}</a></p>
 <p>Never use this provider in production.</p>
 </body></html>
 `))
 
 func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	indexPage.Execute(w, s.issuer)
+	discovery := strings.TrimSuffix(s.issuer, "/") + wellKnown
+	if len(s.quirks.Tenants) > 0 {
+		discovery = s.base + "/common/v2.0" + wellKnown
+	}
+	indexPage.Execute(w, map[string]string{"Issuer": s.issuer, "Discovery": discovery})
 }
 
 // writeJSON writes v as a JSON response. The values written by this package

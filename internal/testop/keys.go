@@ -3,6 +3,7 @@ package testop
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -22,14 +23,23 @@ type signingKey struct {
 	public jwk.Key // with kid, alg and use=sig, as published
 }
 
+// Algs are the signing algorithms Options.Alg may name.
+var Algs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
 func newSigningKey(alg jwa.SignatureAlgorithm) (*signingKey, error) {
 	var signer crypto.Signer
 	var err error
 	switch alg {
-	case jwa.RS256():
+	case jwa.RS256(), jwa.RS384(), jwa.RS512(), jwa.PS256(), jwa.PS384(), jwa.PS512():
 		signer, err = rsa.GenerateKey(rand.Reader, 2048)
 	case jwa.ES256():
 		signer, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jwa.ES384():
+		signer, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case jwa.ES512():
+		signer, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	case jwa.EdDSA():
+		_, signer, err = ed25519.GenerateKey(rand.Reader)
 	default:
 		err = fmt.Errorf("unsupported algorithm %s", alg)
 	}
@@ -94,7 +104,9 @@ func (s *Server) RotateKeys() {
 	}
 }
 
-// jwksJSON returns the public JWKS, newest key first.
+// jwksJSON returns the public JWKS: the foreign keys of Quirks.ForeignJWKs, if any, then the
+// OP's keys, newest first. The foreign keys are kept as JSON because jwk.Set refuses key
+// types it does not know, which is the point of them.
 func (s *Server) jwksJSON() ([]byte, error) {
 	s.mu.Lock()
 	keys := make([]jwk.Key, 0, len(s.keys))
@@ -103,24 +115,32 @@ func (s *Server) jwksJSON() ([]byte, error) {
 	}
 	s.mu.Unlock()
 
-	set := jwk.NewSet()
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	set.Keys = append(set.Keys, s.foreign...)
 	for _, k := range keys {
-		if err := set.AddKey(k); err != nil {
+		b, err := json.Marshal(k)
+		if err != nil {
 			return nil, err
 		}
+		set.Keys = append(set.Keys, b)
 	}
 	return json.Marshal(set)
 }
 
-// signClaims serializes claims as the JWS payload and signs it.
-func (k *signingKey) signClaims(claims map[string]any) (string, error) {
+// signClaims serializes claims as the JWS payload and signs it, with the key's kid in the
+// header unless noKID.
+func (k *signingKey) signClaims(claims map[string]any, noKID bool) (string, error) {
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("testop: encoding claims: %w", err)
 	}
 	hdr := jws.NewHeaders()
-	if err := hdr.Set(jws.KeyIDKey, k.kid); err != nil {
-		return "", err
+	if !noKID {
+		if err := hdr.Set(jws.KeyIDKey, k.kid); err != nil {
+			return "", err
+		}
 	}
 	if err := hdr.Set(jws.TypeKey, "JWT"); err != nil {
 		return "", err

@@ -139,7 +139,7 @@ func (s *Server) refreshToken(form url.Values, client Client) (*tokenResponse, *
 	next := s.issueRefreshLocked(refreshGrant{clientID: g.clientID, subject: g.subject, scope: g.scope, authTime: g.authTime, family: g.family}, now)
 	s.tokens[access] = &accessToken{subject: g.subject, expires: now.Add(s.lifetime)}
 	claims := s.idTokenClaims(s.users[i], &authCode{clientID: g.clientID, authTime: g.authTime}, now, access)
-	idToken, err := s.keys[len(s.keys)-1].signClaims(claims)
+	idToken, err := s.keys[len(s.keys)-1].signClaims(claims, s.quirks.NoKID)
 	if err != nil {
 		return nil, &tokenError{http.StatusInternalServerError, "server_error", err.Error()}
 	}

@@ -15,7 +15,11 @@
 // (SetNow), key rotation on demand (RotateKeys), the signing key itself to
 // mint hostile tokens (SigningKey, SignIDToken), per-path and per-grant
 // request counters (Requests, GrantRequests) to check caching and refreshes,
-// and revocation of a user's refresh tokens (RevokeRefreshTokens).
+// and revocation of a user's refresh tokens (RevokeRefreshTokens). Options.Quirks
+// switch on the habits of particular production OPs: an issuer with a trailing
+// slash, tokens without kid, keys of unknown types in the JWKS, a clock ahead of
+// the machine's, azp and nbf claims, Google's scheme-less iss, Microsoft Entra's
+// tenants, a device grant that drops the nonce.
 //
 // What it deliberately lacks: TLS, login sessions (every /authorize asks
 // again, unless auto-approve is on), consent and rate limiting. Passwords
@@ -25,12 +29,14 @@ package testop
 
 import (
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +58,9 @@ type User struct {
 	Extra map[string]any
 	// Password is checked by the HTML login form; "" accepts any password.
 	Password string
+	// Tenant is the ID of the user's tenant in a multi-tenant OP (Quirks.Tenants); "" means
+	// the first tenant. It must be "" if the OP has no tenants.
+	Tenant string
 }
 
 // Client is an OAuth 2.0 client registered at the test OP.
@@ -86,8 +95,11 @@ type Options struct {
 	// Keys is the number of keys published in the JWKS, default 2. The
 	// newest key signs.
 	Keys int
-	// Alg is the signing algorithm: "RS256" (default) or "ES256".
+	// Alg is the signing algorithm: RS256 (default), RS384, RS512, PS256, PS384, PS512,
+	// ES256, ES384, ES512 or EdDSA (Ed25519). The keys are of the matching type and curve.
 	Alg string
+	// Quirks imitate particular production OPs; the zero value imitates none.
+	Quirks Quirks
 	// Logf, if set, receives one line per request (method, path, status).
 	// Query strings are not logged: they may carry codes.
 	Logf func(format string, args ...any)
@@ -95,7 +107,10 @@ type Options struct {
 
 // Server is a running test OP. Its methods are safe for concurrent use.
 type Server struct {
+	base     string // http://IP:PORT, where the endpoints are
 	issuer   string
+	quirks   Quirks
+	foreign  []json.RawMessage // Quirks.ForeignJWKs
 	lifetime time.Duration
 	alg      jwa.SignatureAlgorithm
 	nkeys    int
@@ -148,7 +163,11 @@ func Start(opts Options) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("testop: %s resolved to non-loopback address %s", addr, ln.Addr())
 	}
-	s.issuer = "http://" + tcpAddr.String()
+	s.base = "http://" + tcpAddr.String()
+	s.issuer = s.base + s.quirks.IssuerPath
+	if len(s.quirks.Tenants) > 0 {
+		s.issuer = s.base + "/" + EntraTemplate + "/v2.0"
+	}
 	s.httpServer = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -170,6 +189,7 @@ func newServer(opts Options) (*Server, error) {
 		nkeys:       opts.Keys,
 		logf:        opts.Logf,
 		now:         opts.Now,
+		quirks:      opts.Quirks,
 		autoApprove: opts.AutoApprove,
 		clients:     make(map[string]Client),
 		codes:       make(map[string]*authCode),
@@ -188,20 +208,25 @@ func newServer(opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.now = withOffset(s.now, s.quirks.ClockOffset)
 	switch {
 	case s.nkeys == 0:
 		s.nkeys = 2
 	case s.nkeys < 0:
 		return nil, fmt.Errorf("testop: negative Keys %d", s.nkeys)
 	}
-	switch opts.Alg {
-	case "", "RS256":
+	if opts.Alg == "" {
 		s.alg = jwa.RS256()
-	case "ES256":
-		s.alg = jwa.ES256()
-	default:
-		return nil, fmt.Errorf("testop: unsupported Alg %q (want RS256 or ES256)", opts.Alg)
+	} else if a, ok := jwa.LookupSignatureAlgorithm(opts.Alg); ok && slices.Contains(Algs, opts.Alg) {
+		s.alg = a
+	} else {
+		return nil, fmt.Errorf("testop: unsupported Alg %q (want one of %s)", opts.Alg, strings.Join(Algs, ", "))
 	}
+	if err := checkQuirks(s.quirks, opts.Users); err != nil {
+		return nil, err
+	}
+	s.quirks.ExtraAudiences = slices.Clone(s.quirks.ExtraAudiences)
+	s.quirks.Tenants = slices.Clone(s.quirks.Tenants)
 
 	clients := opts.Clients
 	if len(clients) == 0 {
@@ -232,6 +257,11 @@ func newServer(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.keys = keys
+	if s.quirks.ForeignJWKs {
+		if s.foreign, err = foreignJWKs(); err != nil {
+			return nil, err
+		}
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -254,9 +284,14 @@ func checkLoopback(addr string) error {
 }
 
 // Issuer returns the issuer URL, e.g. "http://127.0.0.1:41234" (no trailing
-// slash). The host is the IP the listener is bound to, even if Addr said
-// "localhost".
+// slash unless Quirks.IssuerPath has one). The host is the IP the listener is
+// bound to, even if Addr said "localhost". A multi-tenant OP returns the issuer
+// template "http://127.0.0.1:41234/{tenantid}/v2.0" (see Quirks.Tenants).
 func (s *Server) Issuer() string { return s.issuer }
+
+// URL returns the address the endpoints are under, e.g. "http://127.0.0.1:41234":
+// the issuer without Quirks.IssuerPath.
+func (s *Server) URL() string { return s.base }
 
 // Handler returns the OP's HTTP handler (the one Start serves).
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -291,14 +326,14 @@ func (s *Server) SetAutoApprove(subjectOrEmail string) {
 }
 
 // SetNow replaces the clock used for codes, tokens and their expiry.
-// nil restores time.Now.
+// nil restores time.Now. Quirks.ClockOffset applies to the new clock too.
 func (s *Server) SetNow(now func() time.Time) {
 	if now == nil {
 		now = time.Now
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.now = now
+	s.now = withOffset(now, s.quirks.ClockOffset)
 }
 
 // AddUser adds a user, or replaces the user with the same Subject.
@@ -328,10 +363,10 @@ func (s *Server) SigningKey() (kid string, alg string, key crypto.Signer) {
 }
 
 // SignIDToken signs arbitrary claims with the current key, as a compact JWS
-// whose protected header has alg, kid and typ "JWT". Nothing is added to or
-// checked in claims.
+// whose protected header has alg, kid (unless Quirks.NoKID) and typ "JWT".
+// Nothing is added to or checked in claims.
 func (s *Server) SignIDToken(claims map[string]any) (string, error) {
-	return s.currentKey().signClaims(claims)
+	return s.currentKey().signClaims(claims, s.quirks.NoKID)
 }
 
 func (s *Server) currentKey() *signingKey {

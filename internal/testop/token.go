@@ -101,7 +101,7 @@ func (s *Server) exchange(r *http.Request) (*tokenResponse, *tokenError) {
 		return nil, terr
 	}
 	claims := s.idTokenClaims(user, code, now, access)
-	idToken, err := s.currentKey().signClaims(claims)
+	idToken, err := s.currentKey().signClaims(claims, s.quirks.NoKID)
 	if err != nil {
 		return nil, &tokenError{http.StatusInternalServerError, "server_error", err.Error()}
 	}
