@@ -133,12 +133,17 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 		return fail(ReasonProviderBroken, fmt.Errorf("provider %s is disabled by a policy error: %w", prov.Name, perr))
 	}
 
-	if err := verifyCICSignature(pkt); err != nil {
-		return fail(ReasonCICSignature, err)
-	}
 	cic, err := pkt.GetCicValues()
 	if err != nil {
 		return fail(ReasonPKTokenMalformed, err)
+	}
+	// Cheapest first: the committed key must be the certificate's, whose size sshcert.Parse
+	// bounded, before any signature is checked with it.
+	if err := sameKey(pkt, cert); err != nil {
+		return fail(ReasonKeyMismatch, err)
+	}
+	if err := verifyCICSignature(pkt); err != nil {
+		return fail(ReasonCICSignature, err)
 	}
 	// The keys are the concrete issuer's: for a multi-tenant template, the token's own tenant.
 	keyProv := prov
@@ -154,9 +159,6 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 		return fail(reasonOf(err, ReasonTokenInvalid), err)
 	}
 	res.TokenVerified = true
-	if err := sameKey(pkt, cert); err != nil {
-		return fail(ReasonKeyMismatch, err)
-	}
 	timeClaims, refreshed, err := idv.refreshedClaims(ctx, pkt, claims, now.Add(opts.ClockSkew))
 	if err != nil {
 		return fail(reasonOf(err, ReasonRefreshedInvalid), err)

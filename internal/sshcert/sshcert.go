@@ -129,6 +129,10 @@ func Parse(keyType, b64 string, now time.Time) (*ssh.Certificate, error) {
 	if !bytes.Equal(cert.Key.Marshal(), cert.SignatureKey.Marshal()) {
 		return nil, fmt.Errorf("%w: signed by a key other than its own", ErrMalformed)
 	}
+	// Before the signature check, which costs what the key's size makes it cost.
+	if err := CheckKeyBounds(cert.Key); err != nil {
+		return nil, err
+	}
 	checker := ssh.CertChecker{Clock: func() time.Time { return now }}
 	// CheckCert verifies the signature and the validity window; the principal test is done by
 	// the caller against policy, so hand it one the certificate lists.
