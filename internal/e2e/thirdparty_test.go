@@ -92,6 +92,20 @@ func TestThirdPartyMockOIDC(t *testing.T) {
 	})
 }
 
+// TestThirdPartyOPsStayInTests checks that the OPs above are linked into this test binary only:
+// the opkssh binary that users install and sshd runs must not carry an OP's server code.
+func TestThirdPartyOPsStayInTests(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "../../cmd/opkssh").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps ../../cmd/opkssh: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.Contains(pkg, "zitadel") || strings.Contains(pkg, "mockoidc") {
+			t.Errorf("cmd/opkssh links %s", pkg)
+		}
+	}
+}
+
 // thirdPartyOP describes one OP for thirdPartyLogin.
 type thirdPartyOP struct {
 	issuer, clientID, clientSecret string
