@@ -46,6 +46,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/opkssh-team/opkssh/internal/logintest"
+	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/provider"
 )
 
@@ -54,14 +55,14 @@ import (
 func TestThirdPartyZitadelExampleOP(t *testing.T) {
 	needSSHD(t)
 	ca := newTestCA(t)
-	op := startZitadelOP(t, ca)
-	if !strings.HasSuffix(op.issuer, "/") {
-		t.Fatalf("the point of this test is an issuer ending in '/'; discovery says %q", op.issuer)
+	issuer := startZitadelOP(t, ca)
+	if !strings.HasSuffix(issuer, "/") {
+		t.Fatalf("the point of this test is an issuer ending in '/'; discovery says %q", issuer)
 	}
 	// The example's native client puts the profile and email claims only into the userinfo
 	// answer, not into the ID token (OIDC Core §5.4 allows that), so the rule matches sub.
 	thirdPartyLogin(t, thirdPartyOP{
-		issuer:   op.issuer,
+		issuer:   issuer,
 		clientID: zitadelClientID,
 		ca:       ca,
 		identity: "sub: " + zitadelUser.ID,
@@ -169,6 +170,24 @@ rules:
 		e.mustLogIn(t, userAllowed, key)
 		e.mustBeRefused(t, userOther, key)
 	})
+	// login kept the OP's refresh token beside the key: --if-needed renews the certificate with
+	// it, without a browser (--no-browser and a short timeout make a browser login fail), and
+	// verify accepts the PK token that now carries the OP's refreshed ID token.
+	t.Run("refresh without a browser, then ssh", func(t *testing.T) {
+		if _, err := os.Stat(provider.RefreshTokenPath(key)); err != nil {
+			t.Fatalf("login kept no refresh token: %v", err)
+		}
+		before, _ := os.ReadFile(sshcert.CertPath(key))
+		r := opkssh(t, op.loginEnv(t), op.loginArgs(t, key, "--if-needed", "--min-remaining", "48h", "--timeout", "5s")...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Refreshed the login of "+op.who) {
+			t.Fatalf("login --if-needed: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+		if after, _ := os.ReadFile(sshcert.CertPath(key)); bytes.Equal(before, after) {
+			t.Fatal("the certificate was not renewed")
+		}
+		e.mustLogIn(t, userAllowed, key)
+		e.logHas(t, `"refreshed":true`)
+	})
 	// The OP's certificate chains to nothing but our CA: without ca_file, verify (with a key
 	// cache of its own, so that it must fetch) cannot reach the OP and denies.
 	t.Run("without ca_file the OP is not trusted", func(t *testing.T) {
@@ -185,25 +204,39 @@ rules:
 	t.Logf("total %.1fs", time.Since(start).Seconds())
 }
 
-// loginNoBrowser runs `opkssh login --no-browser` trusting op's CA through SSL_CERT_FILE, hands
-// the printed loopback URL to op.browse and waits for login to write the certificate.
-func loginNoBrowser(t *testing.T, op thirdPartyOP, key string) {
+// loginEnv is the environment of opkssh login: a fresh HOME, and op's CA as the only trusted
+// root (opkssh login has no CA option; Go reads SSL_CERT_FILE).
+func (op thirdPartyOP) loginEnv(t *testing.T) []string {
 	t.Helper()
 	certFile := filepath.Join(t.TempDir(), "ca.pem")
 	writeFile(t, certFile, string(op.ca.pem))
+	return []string{"HOME=" + t.TempDir(), "SSL_CERT_FILE=" + certFile}
+}
+
+// loginArgs returns the arguments of `opkssh login --no-browser` at op with the key file key.
+func (op thirdPartyOP) loginArgs(t *testing.T, key string, extra ...string) []string {
+	t.Helper()
 	redirect, err := logintest.FreeRedirectURI()
 	if err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"login", "--issuer", op.issuer, "--client-id", op.clientID, "--no-browser",
-		"--redirect-uri", redirect, "--key-file", key, "--timeout", "30s"}
+		"--redirect-uri", redirect, "--key-file", key}
 	if op.clientSecret != "" {
 		args = append(args, "--client-secret", op.clientSecret)
 	}
+	return append(args, extra...)
+}
+
+// loginNoBrowser runs `opkssh login --no-browser`, hands the printed loopback URL to op.browse
+// and waits for login to write the certificate.
+func loginNoBrowser(t *testing.T, op thirdPartyOP, key string) {
+	t.Helper()
+	args := op.loginArgs(t, key, "--timeout", "30s")
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, opksshBin, args...)
-	cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin", "SSL_CERT_FILE=" + certFile}
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, op.loginEnv(t)...)
 	cmd.WaitDelay = 5 * time.Second
 	var stdout bytes.Buffer
 	stderr := newURLWatcher()
@@ -211,8 +244,9 @@ func loginNoBrowser(t *testing.T, op thirdPartyOP, key string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() { cancel(); <-exited }()
 
 	select {
@@ -220,15 +254,13 @@ func loginNoBrowser(t *testing.T, op thirdPartyOP, key string) {
 		if err := op.browse(ctx, loginURL); err != nil {
 			t.Fatalf("browser: %v\nopkssh stderr:\n%s", err, stderr)
 		}
-	case err := <-exited:
-		t.Fatalf("opkssh login exited before printing the login URL (%v):\nstdout: %s\nstderr: %s", err, stdout.String(), stderr)
+	case <-exited:
+		t.Fatalf("opkssh login exited before printing the login URL (%v):\nstdout: %s\nstderr: %s", waitErr, stdout.String(), stderr)
 	case <-ctx.Done():
 		t.Fatalf("opkssh login printed no login URL; stderr so far:\n%s", stderr)
 	}
-	var waitErr error
 	select {
-	case waitErr = <-exited:
-		exited <- waitErr // for the deferred receive
+	case <-exited:
 	case <-time.After(15 * time.Second):
 		t.Fatalf("opkssh login still runs 15s after the browser reached the callback; stderr:\n%s", stderr)
 	}
@@ -403,13 +435,10 @@ func (zitadelUsers) GetUserByUsername(name string) *storage.User {
 
 func (zitadelUsers) ExampleClientID() string { return storage.ServiceUserID }
 
-type zitadelOP struct {
-	issuer string // as its discovery document names it
-}
-
 // startZitadelOP serves zitadel/oidc's example OP on https://127.0.0.1:PORT/ with a public native
 // client "opkssh" registered for opkssh's default loopback redirect URIs (any port: RFC 8252).
-func startZitadelOP(t *testing.T, ca *testCA) *zitadelOP {
+// It returns the issuer as the OP's discovery document names it.
+func startZitadelOP(t *testing.T, ca *testCA) string {
 	t.Helper()
 	ln, _ := ca.listenTLS(t)
 	issuer := fmt.Sprintf("https://%s/", ln.Addr())
@@ -426,7 +455,7 @@ func startZitadelOP(t *testing.T, ca *testCA) *zitadelOP {
 			t.Logf("zitadel example OP log:\n%s", logs)
 		}
 	})
-	return &zitadelOP{issuer: discoveredIssuer(t, ca, issuer)}
+	return discoveredIssuer(t, ca, issuer)
 }
 
 // startMockOIDC serves mockoidc on https://127.0.0.1:PORT/oidc.
