@@ -146,6 +146,9 @@ for verify. Run check after every hand edit, before logging out of the server.`,
 					plural(len(names), "provider", "providers"), len(names)+len(pol.Providers))
 				return exitError{code: 1}
 			}
+			for _, w := range pol.Warnings() {
+				fmt.Fprintf(stderr, "warning: %s\n", w)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s, %s, %s from %s\n",
 				plural(len(pol.Providers), "provider", "providers"), plural(len(pol.Rules), "rule", "rules"),
 				plural(len(pol.Deny), "deny entry", "deny entries"), strings.Join(pol.Files, ", "))

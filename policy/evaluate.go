@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // Claims are the claims of a verified ID token: its JSON payload decoded
@@ -160,6 +161,24 @@ func (m matcher) rule(r *Rule) (string, []string) {
 	return ReasonAllowed, []string{fmt.Sprintf("allowed by rule at %s: %s (%s)", r.Pos, matched, matched.Pos)}
 }
 
+// malformedEmail says why an email claim is not a plain address that email rules may compare, or
+// "": x@evil.org@example.com would otherwise match email_domain example.com. More than one '@',
+// white space or control characters anywhere, a quoted local part, or an empty side are refused.
+func malformedEmail(e string) string {
+	at := strings.IndexByte(e, '@')
+	switch {
+	case strings.Count(e, "@") != 1:
+		return "does not have exactly one @"
+	case at == 0 || at == len(e)-1:
+		return "has an empty name or domain"
+	case strings.HasPrefix(e, `"`) || strings.Contains(e, `"`):
+		return "has a quoted part"
+	case strings.IndexFunc(e, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) }) >= 0:
+		return "contains white space or control characters"
+	}
+	return ""
+}
+
 const errUnverified = "token email is not verified (email_verified is not true)"
 
 // match reports whether id matches, and if not, why.
@@ -169,6 +188,13 @@ func (m matcher) match(id Identity) (bool, string) {
 		email, ok := m.claims["email"].(string)
 		if !ok {
 			return false, "token has no email string"
+		}
+		if why := malformedEmail(email); why != "" {
+			if m.forDeny {
+				// As for groups: a deny entry errs towards matching an address it cannot read.
+				return true, ""
+			}
+			return false, fmt.Sprintf("token email %s %s, so it matches no email or email_domain rule", quote(email), why)
 		}
 		var eq bool
 		if id.Kind == KindEmail {

@@ -73,7 +73,14 @@ func TestIdentityMatching(t *testing.T) {
 		{"domain lookalike prefix", "email_domain: example.com", "", `{"email": "bob@evilexample.com", ` + verified + `}`, ReasonNoMatchingIdentity, ""},
 		{"domain subdomain", "email_domain: example.com", "", `{"email": "bob@sub.example.com", ` + verified + `}`, ReasonNoMatchingIdentity, ""},
 		{"domain last at", "email_domain: example.com", "", `{"email": "bob@example.com@evil.io", ` + verified + `}`, ReasonNoMatchingIdentity, ""},
-		{"domain last at wins", "email_domain: example.com", "", `{"email": "\"x@evil.io\"@example.com", ` + verified + `}`, ReasonAllowed, ""},
+		// Malformed addresses match no email or domain rule.
+		{"domain quoted local part", "email_domain: example.com", "", `{"email": "\"x@evil.io\"@example.com", ` + verified + `}`, ReasonNoMatchingIdentity, "does not have exactly one @"},
+		{"domain two ats", "email_domain: example.com", "", `{"email": "x@evil.org@example.com", ` + verified + `}`, ReasonNoMatchingIdentity, "does not have exactly one @"},
+		{"domain quoted without at", "email_domain: example.com", "", `{"email": "\"x\"@example.com", ` + verified + `}`, ReasonNoMatchingIdentity, "quoted part"},
+		{"email leading space", "email: alice@example.com", "", `{"email": " alice@example.com", ` + verified + `}`, ReasonNoMatchingIdentity, "white space"},
+		{"email trailing newline", "email: alice@example.com", "", `{"email": "alice@example.com\n", ` + verified + `}`, ReasonNoMatchingIdentity, "white space"},
+		{"email inner tab", "email_domain: example.com", "", `{"email": "al\tice@example.com", ` + verified + `}`, ReasonNoMatchingIdentity, "white space"},
+		{"email empty domain", "email_domain: example.com", "", `{"email": "alice@", ` + verified + `}`, ReasonNoMatchingIdentity, "empty name or domain"},
 		{"domain no at", "email_domain: example.com", "", `{"email": "example.com", ` + verified + `}`, ReasonNoMatchingIdentity, ""},
 		{"domain unverified", "email_domain: example.com", "", `{"email": "bob@example.com", "email_verified": false}`, ReasonEmailNotVerified, ""},
 
@@ -183,6 +190,8 @@ func TestEvaluate(t *testing.T) {
 		{"ci", "deploy", "ci", `{"repository": "org/app"}`, ReasonAllowed, 20, ""},
 		{"deny beats allow", "root", "corp", `{"email": "mallory@example.com", "email_verified": true, "groups": ["ops"]}`, ReasonDenyList, 0, "deny entry at t.yaml:25 (mallory@example.com) matches"},
 		{"deny ignores verification", "root", "corp", `{"email": "MALLORY@example.com", "groups": ["ops"]}`, ReasonDenyList, 0, ""},
+		// An address the email rules cannot read cannot show it is not the denied one: deny.
+		{"deny email, email malformed", "root", "corp", `{"email": "mallory@example.com ", "email_verified": true, "groups": ["ops"]}`, ReasonDenyList, 0, "t.yaml:25"},
 		{"deny scoped other provider", "deploy", "ci", `{"repository": "org/app", "groups": ["fired"]}`, ReasonAllowed, 20, ""},
 		{"deny scoped", "root", "corp", `{"groups": ["ops", "fired"]}`, ReasonDenyList, 0, "t.yaml:28"},
 		{"deny group as a single string", "root", "corp", `{"groups": "fired"}`, ReasonDenyList, 0, "t.yaml:28"},
@@ -219,5 +228,39 @@ func TestEvaluateNilPolicy(t *testing.T) {
 	}
 	if _, ok := pol.ProviderByIssuer("x"); ok {
 		t.Error("nil policy has a provider")
+	}
+}
+
+func TestClaimRulesOnPerTokenFieldsRefused(t *testing.T) {
+	for _, name := range []string{"typ", "client_id", "azp", "nonce", "at_hash", "c_hash", "sid", "jti", "iat", "exp", "nbf", "auth_time", "cid", "uti"} {
+		src := "version: 1\nproviders:\n  p:\n    issuer: https://op.example.com\n    client_ids: [opkssh]\nrules:\n  - principals: [alice]\n    provider: p\n    identities:\n      - claim: {name: " + name + ", value: ID}\n"
+		_, err := Parse("t.yaml", []byte(src))
+		if err == nil || !strings.Contains(err.Error(), "t.yaml:10") || !strings.Contains(err.Error(), "does not identify a person") {
+			t.Errorf("claim %s: %v", name, err)
+		}
+	}
+}
+
+func TestWarningsOnOrgWideClaims(t *testing.T) {
+	src := `version: 1
+providers:
+  p:
+    issuer: https://op.example.com
+    client_ids: [opkssh]
+rules:
+  - principals: [alice]
+    provider: p
+    identities:
+      - claim: {name: tid, value: 1111}
+      - claim: {name: app, value: opkssh}
+      - claim: {name: realm_access.roles, value: admin}
+`
+	pol, err := Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pol.Warnings()
+	if len(w) != 2 || !strings.Contains(w[0], "t.yaml:10") || !strings.Contains(w[0], "tenant") || !strings.Contains(w[1], "t.yaml:11") || !strings.Contains(w[1], "client ID") {
+		t.Fatalf("warnings: %q", w)
 	}
 }

@@ -149,15 +149,24 @@ func checkClaimPath(p string) string {
 }
 
 // nonIdentityClaims are claims that every token of a provider carries or
-// that describe the login rather than the person: a claim identity on one of
-// them would let everybody in. email is here because a claim identity skips
-// the email_verified check that the email identity makes.
+// that describe the login, the token or the client rather than the person: a
+// claim identity on one of them would let everybody in (some OPs put typ:
+// "ID" or client_id in every token). email is here because a claim identity
+// skips the email_verified check that the email identity makes.
 var nonIdentityClaims = map[string]string{
 	"iss": "", "aud": "", "azp": "", "exp": "", "iat": "", "nbf": "", "auth_time": "",
-	"nonce": "", "at_hash": "", "c_hash": "", "jti": "", "sid": "", "email_verified": "",
+	"nonce": "", "at_hash": "", "c_hash": "", "s_hash": "", "jti": "", "sid": "", "email_verified": "",
+	"typ": "", "client_id": "", "cid": "", "uti": "", "rh": "", "session_state": "",
 	"amr":   "; to require an authentication method use require: {amr: [...]}",
 	"acr":   "",
 	"email": "; use an email identity, which also checks email_verified",
+}
+
+// orgWideClaims are claims whose value is the same for every user of an OP
+// or of a whole tenant. A rule on one is allowed (a tenant may be the point)
+// but Warnings mentions it.
+var orgWideClaims = map[string]string{
+	"tid": "the tenant", "ver": "the token version", "idp": "the identity provider", "tenant": "the tenant",
 }
 
 // checkIdentity returns what is wrong with an identity's values, or "".
@@ -169,9 +178,8 @@ func checkIdentity(id Identity) string {
 	}
 	switch id.Kind {
 	case KindEmail:
-		at := strings.LastIndexByte(v, '@')
-		if at <= 0 || at == len(v)-1 || strings.ContainsAny(v, " \t") {
-			return fmt.Sprintf("%q is not an email address; write e.g. alice@example.com", v)
+		if why := malformedEmail(v); why != "" {
+			return fmt.Sprintf("%q is not an email address (it %s); write e.g. alice@example.com", v, why)
 		}
 	case KindEmailDomain:
 		if p := checkDomain(v); p != "" {
