@@ -19,6 +19,7 @@ import (
 
 	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/internal/filelock"
+	"github.com/opkssh-team/opkssh/internal/trustfile"
 	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/policy"
 )
@@ -135,6 +136,13 @@ func (c *Cache) keys(ctx context.Context, p *policy.Provider, kid string) (jwk.S
 	if p.JWKSFile != "" {
 		set, err := c.Fetcher.pinnedKeys(p)
 		return set, KeyInfo{Source: KeySourcePinned}, err
+	}
+	if p.CAFile != "" {
+		// Cached keys were fetched through ca_file's roots: if others can now write it, they may
+		// have been fetched from an impostor, so the provider is broken whether or not we fetch.
+		if err := trustfile.Check(p.CAFile, trustfile.Rules{TrustedUIDs: c.Fetcher.TrustedUIDs, What: "ca_file"}); err != nil {
+			return nil, KeyInfo{}, err
+		}
 	}
 	c.init()
 	e, set := c.load(p.Issuer)

@@ -1,7 +1,8 @@
 package e2e
 
-// TestAdversarial runs the built binary exactly as sshd runs it (empty environment, working
-// directory /, `opkssh verify %u %k %t` plus the server's flags) against certificates, tokens and
+// TestAdversarial runs the built binary exactly as sshd runs it (as the unprivileged nobody, from
+// a root-owned directory, empty environment, working directory /, RLIMIT_MEMLOCK 0,
+// `opkssh verify %u %k %t` plus the server's flags) against certificates, tokens and
 // policies an attacker would try. Every attack must exit 1, print nothing on stdout and log exactly
 // one JSON decision carrying the reason below; a control case must exit 0 with one line. One test
 // OP and one browser login serve every case; the other tokens are minted with the OP's own signing
@@ -11,7 +12,7 @@ package e2e
 //	---------------------------------------------------------  -----------------------
 //	ID token signed by a foreign RSA key, the OP's kid         bad_op_signature
 //	ID token signed by a foreign RSA key, a new kid            unknown_signing_key
-//	ID token without kid, the JWKS holds two keys              unknown_signing_key
+//	ID token without kid, a foreign key (JWKS of two keys)      bad_op_signature
 //	alg: none                                                  alg_not_allowed
 //	HS256 keyed with the OP's public key (PEM; JWK JSON)       alg_not_allowed
 //	ES256 header naming the OP's RSA kid                       alg_not_allowed
@@ -36,6 +37,18 @@ package e2e
 //	issuer not configured                                      unknown_issuer
 //	issuer + "/", https for http, upper-case scheme            unknown_issuer
 //	aud without a configured client id (string; array)         audience_mismatch
+//	azp naming another client while aud lists ours             audience_mismatch
+//	scheme-less iss for an issuer other than Google's          unknown_issuer
+//	discovery answered with a redirect (to the real OP)        keys_unavailable
+//	PK token naming a 100,000-bit RSA client key, e=2^31-1     key_mismatch (before any signature)
+//	refreshed ID token typed at+jwt; with azp of another client  refreshed_token_invalid
+//	jwks_file writable by others; in a dir writable by others;
+//	  owned by nobody; ca_file writable by group               provider_broken
+//	nbf 10 minutes ahead; nbf not a number                     token_not_yet_valid; claims_malformed
+//	email x@evil.org@example.com, "x@evil.org"@example.com,
+//	  "alice@example.com " against email / email_domain        no_matching_identity
+//	malformed email beside a deny entry for that address       denied_by_deny_list
+//	claim rule on typ; on client_id                            policy_error
 //	expired: 24h after iat                                     token_expired
 //	expired: expiration oidc and exp in the past               token_expired
 //	iat one hour in the future                                 issued_in_future
@@ -57,7 +70,10 @@ package e2e
 // (**) the flag parser takes "-alice" for flags and exits 1 before verify runs, so no decision is
 // logged; sshd only runs the command for existing users, and user names cannot start with '-'.
 //
-// Control cases (allowed): the honest login; a forged token with honest claims; alice@EXAMPLE.com
+// Control cases (allowed): the honest login; a forged token with honest claims; a token without
+// kid while the JWKS holds two keys (each key that fits the alg is tried, as OIDC clients do); azp
+// naming our client; nbf within the skew; a refreshed ID token that continues the login; a pinned
+// jwks_file owned by root, mode 644; alice@EXAMPLE.com
 // for email_domain example.com (domains compare ignoring ASCII case, as DNS does); aud
 // ["other", "opkssh"] (aud may be a list; one configured client id suffices); the good provider's
 // user beside a broken provider; groups as a single string (some OPs send one group so) and an iat
@@ -81,6 +97,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/user"
@@ -98,6 +118,7 @@ import (
 
 	"github.com/opkssh-team/opkssh/internal/logintest"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
+	"github.com/opkssh-team/opkssh/internal/sshdtest"
 	"github.com/opkssh-team/opkssh/internal/testop"
 	"github.com/opkssh-team/opkssh/provider"
 )
@@ -142,13 +163,17 @@ func TestAdversarial(t *testing.T) {
 	}
 	start := time.Now()
 	op := startOP(t)
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	cacheDir := filepath.Join(dir, "cache")
-	if err := os.Mkdir(cacheDir, 0o700); err != nil {
+	// verify runs as sshd runs it: as nobody, from a root-owned directory, with an empty
+	// environment; the policy files are root's, the cache and the log nobody's.
+	in, err := sshdtest.NewInstall(opksshBin, "nobody")
+	if err != nil {
 		t.Fatal(err)
 	}
-	keyPath := login(t, op, "alice@example.com", "ecdsa", filepath.Join(dir, "id_ecdsa"))
+	t.Cleanup(func() { in.Remove() })
+	uid, gid := nobodyIDs(t)
+	adv = advRunner{bin: in.Binary, ids: [2]uint32{uint32(uid), uint32(gid)}}
+	dir, cacheDir := in.Dir, in.Cache
+	keyPath := login(t, op, "alice@example.com", "ecdsa", filepath.Join(t.TempDir(), "id_ecdsa"))
 	b64, typ := certArgs(t, keyPath)
 	honest := cred{b64, typ}
 	m := newMinter(t, op, keyPath)
@@ -168,6 +193,7 @@ func TestAdversarial(t *testing.T) {
 	foreignEC, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pubPEM, pubJWK := m.opPublicKeyBytes()
 	nobody := uidOf(t, "nobody")
+	redirector := startRedirector(t, iss)
 	brokenPolicy := strings.Replace(base, "rules:", "  broken:\n    issuer: https://broken.example.com\n    client_ids: [opkssh]\n    expiration: forever\nrules:", 1)
 
 	cases := []attack{
@@ -177,7 +203,8 @@ func TestAdversarial(t *testing.T) {
 		// The OP's signature and its algorithm.
 		{name: "foreign RSA key under the OP's kid", principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, m.kid)), reason: "bad_op_signature"},
 		{name: "foreign RSA key under a new kid", principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, "attacker-kid")), reason: "unknown_signing_key"},
-		{name: "no kid while the JWKS has two keys", principal: "alice", cert: m.mint(honestClaims, m.opSigner("RS256", "")), reason: "unknown_signing_key"},
+		{name: "control: no kid while the JWKS has two keys (each fitting key is tried)", principal: "alice", cert: m.mint(honestClaims, m.opSigner("RS256", "")), reason: "allowed"},
+		{name: "foreign RSA key without kid", principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, "")), reason: "bad_op_signature"},
 		{name: "alg none", principal: "alice", cert: m.mint(honestClaims, unsigned(m.kid)), reason: "alg_not_allowed"},
 		{name: "HS256 keyed with the OP's public key as PEM", principal: "alice", cert: m.mint(honestClaims, signer("HS256", pubPEM, m.kid)), reason: "alg_not_allowed"},
 		{name: "HS256 keyed with the OP's public key as JWK", principal: "alice", cert: m.mint(honestClaims, signer("HS256", pubJWK, m.kid)), reason: "alg_not_allowed"},
@@ -216,11 +243,36 @@ func TestAdversarial(t *testing.T) {
 		{name: "aud array without a configured client id", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = []string{"a", "b"} })), reason: "audience_mismatch"},
 		{name: "control: aud array with the client id second", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = []string{"other-client", "opkssh"} })), reason: "allowed"},
 
+		{name: "azp naming another client while aud lists ours", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"], c["azp"] = []string{"opkssh", "other-client"}, "other-client" })), reason: "audience_mismatch"},
+		{name: "control: azp naming our client", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"], c["azp"] = []string{"opkssh", "other-client"}, "opkssh" })), reason: "allowed"},
+		{name: "scheme-less iss for an issuer other than Google's", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = strings.TrimPrefix(iss, "http://") })), reason: "unknown_issuer"},
+		{name: "discovery redirects (to the real OP)", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = redirector })),
+			policy: policy(redirector, advRules), reason: "keys_unavailable"},
+
+		// The client's key: bounded before any signature is checked.
+		{name: "client key of 100,000 bits with exponent 2^31-1 in the PK token", principal: "alice", cert: m.hugeClientKey(), reason: "key_mismatch"},
+
+		// The refreshed ID token passes the original's rules.
+		{name: "control: refreshed ID token continuing the login", principal: "alice", cert: m.refreshed(m.opSigner("RS256", m.kid), nil), reason: "allowed"},
+		{name: "refreshed ID token typed at+jwt", principal: "alice", cert: m.refreshed(m.typedOPSigner("at+jwt"), nil), reason: "refreshed_token_invalid"},
+		{name: "refreshed ID token with azp of another client", principal: "alice", reason: "refreshed_token_invalid",
+			cert: m.refreshed(m.opSigner("RS256", m.kid), func(c map[string]any) { c["azp"] = "other-client" })},
+
+		// Pinned keys and CA roots are trust boundaries: others must not be able to write them.
+		{name: "control: pinned jwks_file", principal: "alice", cert: honest, prepare: pinFile("jwks_file", "", 0o644, m.jwks()), reason: "allowed"},
+		{name: "pinned jwks_file writable by others", principal: "alice", cert: honest, prepare: pinFile("jwks_file", "", 0o666, m.jwks()), reason: "provider_broken"},
+		{name: "pinned jwks_file in a directory writable by others", principal: "alice", cert: honest, prepare: pinFile("jwks_file", "open", 0o644, m.jwks()), reason: "provider_broken"},
+		{name: "pinned jwks_file owned by nobody", principal: "alice", cert: honest, prepare: chownAfter(pinFile("jwks_file", "", 0o644, m.jwks()), "jwks_file", nobody), reason: "provider_broken"},
+		{name: "ca_file writable by group", principal: "alice", cert: honest, prepare: pinFile("ca_file", "", 0o664, []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")), reason: "provider_broken"},
+
 		// Time.
 		{name: "expired 24h after iat", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = now.Add(-25 * time.Hour).Unix() })), reason: "token_expired"},
 		{name: "expiration oidc and exp in the past", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"], c["exp"] = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix() })),
 			policy: strings.Replace(base, "expiration: 24h", "expiration: oidc", 1), reason: "token_expired"},
 		{name: "iat in the future beyond the skew", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = now.Add(time.Hour).Unix() })), reason: "issued_in_future"},
+		{name: "nbf in the future beyond the skew", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nbf"] = now.Add(10 * time.Minute).Unix() })), reason: "token_not_yet_valid"},
+		{name: "control: nbf within the skew", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nbf"] = now.Add(time.Minute).Unix() })), reason: "allowed"},
+		{name: "nbf not a number", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nbf"] = "soon" })), reason: "claims_malformed"},
 
 		// Claims against the policy.
 		{name: "email_verified false", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email_verified"] = false })), reason: "email_not_verified"},
@@ -229,6 +281,11 @@ func TestAdversarial(t *testing.T) {
 		{name: "email_domain lookalike example.com.evil.io", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@example.com.evil.io" })), reason: "no_matching_identity"},
 		{name: "email_domain lookalike evilexample.com", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@evilexample.com" })), reason: "no_matching_identity"},
 		{name: "control: email_domain in upper case", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@EXAMPLE.com" })), reason: "allowed"},
+		{name: "email with two @ against email_domain", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "x@evil.org@example.com" })), reason: "no_matching_identity"},
+		{name: "email with a quoted local part against email_domain", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = `"x@evil.org"@example.com` })), reason: "no_matching_identity"},
+		{name: "email with a trailing space against email", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@example.com " })), reason: "no_matching_identity"},
+		{name: "malformed email beside a deny entry", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["email"] = " mallory@example.com" })),
+			policy: base + "deny:\n  - email: mallory@example.com\n", reason: "denied_by_deny_list"},
 		{name: "control: groups as a single string", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = "admins" })), reason: "allowed"},
 		{name: "groups as one string never split", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = "dev,admins" })), reason: "no_matching_identity"},
 		{name: "groups as a number", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = 7 })), reason: "no_matching_identity"},
@@ -254,6 +311,10 @@ func TestAdversarial(t *testing.T) {
 		{name: "policy with an unknown key", principal: "alice", cert: honest, policy: strings.Replace(base, "identities:", "identitys:", 1), reason: "policy_error"},
 		{name: "policy with a duplicate key", principal: "alice", cert: honest, policy: strings.Replace(base, "    provider: test\n", "    provider: test\n    provider: test\n", 1), reason: "policy_error"},
 		{name: "policy with a wrong type", principal: "alice", cert: honest, policy: strings.Replace(base, "principals: [alice]", "principals: {alice: 1}", 1), reason: "policy_error"},
+		{name: "claim rule on typ (every token of some OPs says ID)", principal: "alice", cert: honest,
+			policy: strings.Replace(base, "      - email: alice@example.com\n", "      - claim: {name: typ, value: ID}\n", 1), reason: "policy_error"},
+		{name: "claim rule on client_id", principal: "alice", cert: honest,
+			policy: strings.Replace(base, "      - email: alice@example.com\n", "      - claim: {name: client_id, value: opkssh}\n", 1), reason: "policy_error"},
 		{name: "client_ids as a string", principal: "alice", cert: honest, policy: strings.Replace(base, "client_ids: [opkssh]", "client_ids: opkssh", 1), reason: "provider_broken"},
 		{name: "control: good provider beside a broken one", principal: "alice", cert: honest, policy: brokenPolicy, reason: "allowed"},
 		{name: "token of the broken provider", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https://broken.example.com" })), policy: brokenPolicy, reason: "provider_broken"},
@@ -273,11 +334,15 @@ func TestAdversarial(t *testing.T) {
 				}
 			}
 			logFile := filepath.Join(caseDir, "verify.log")
+			if err := os.WriteFile(logFile, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Chown(logFile, int(adv.ids[0]), int(adv.ids[1]))
 			flags := []string{"--policy", pol, "--cache-dir", cacheDir, "--log-file", logFile}
 			if tc.reason == notRun {
 				stdout, code := verifyAsSSHD(t, append([]string{tc.principal, tc.cert.b64, tc.cert.typ}, flags...)...)
-				if _, err := os.Stat(logFile); code != 1 || stdout != "" || err == nil {
-					t.Fatalf("exit %d, stdout %q, log file: %v", code, stdout, err)
+				if logged, _ := os.ReadFile(logFile); code != 1 || stdout != "" || len(logged) != 0 {
+					t.Fatalf("exit %d, stdout %q, log: %q", code, stdout, logged)
 				}
 				return
 			}
@@ -299,13 +364,21 @@ func TestAdversarial(t *testing.T) {
 	t.Logf("%d cases in %.1fs", len(cases), time.Since(start).Seconds())
 }
 
-// verifyAsSSHD runs the binary as sshd would: no environment, working directory /.
+// advRunner is the binary TestAdversarial runs and the account it runs it as.
+type advRunner struct {
+	bin string
+	ids [2]uint32
+}
+
+var adv advRunner
+
+// verifyAsSSHD runs the binary as sshd would: as the unprivileged AuthorizedKeysCommandUser, no
+// environment, working directory /, RLIMIT_MEMLOCK 0.
 func verifyAsSSHD(t *testing.T, args ...string) (stdout string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, opksshBin, append([]string{"verify"}, args...)...)
-	cmd.Env, cmd.Dir = []string{}, "/"
+	cmd := execAsNobody(ctx, adv.ids, adv.bin, append([]string{"verify"}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -621,4 +694,120 @@ func (m *minter) plainKey() cred {
 		m.t.Fatal(err)
 	}
 	return cred{base64.StdEncoding.EncodeToString(pub.Marshal()), pub.Type()}
+}
+
+// startRedirector serves a loopback issuer that redirects every request to target's same path,
+// as an OP moved behind a redirect (or an attacker sending verify from https to http) would.
+func startRedirector(t *testing.T, target string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target+r.URL.Path, http.StatusFound)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// jwks is the OP's JWKS document as it serves it.
+func (m *minter) jwks() []byte {
+	m.t.Helper()
+	resp, err := http.Get(m.op.Issuer() + "/jwks")
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return data
+}
+
+// pinFile writes content beside the policy (in subdir, made world-writable, if not "") with
+// mode and names it as the test provider's setting (jwks_file or ca_file).
+func pinFile(setting, subdir string, mode os.FileMode, content []byte) func(string) error {
+	return func(pol string) error {
+		dir := filepath.Dir(pol)
+		if subdir != "" {
+			dir = filepath.Join(dir, subdir)
+			if err := os.Mkdir(dir, 0o777); err != nil {
+				return err
+			}
+			if err := os.Chmod(dir, 0o777); err != nil {
+				return err
+			}
+		}
+		path := filepath.Join(dir, strings.TrimSuffix(setting, "_file")+".data")
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			return err
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			return err
+		}
+		src, err := os.ReadFile(pol)
+		if err != nil {
+			return err
+		}
+		edited := strings.Replace(string(src), "    client_ids: [opkssh]\n", "    client_ids: [opkssh]\n    "+setting+": "+path+"\n", 1)
+		return os.WriteFile(pol, []byte(edited), 0o644)
+	}
+}
+
+// chownAfter runs prepare, then gives the file the policy names in setting to uid.
+func chownAfter(prepare func(string) error, setting string, uid int) func(string) error {
+	return func(pol string) error {
+		if err := prepare(pol); err != nil {
+			return err
+		}
+		return os.Chown(filepath.Join(filepath.Dir(pol), strings.TrimSuffix(setting, "_file")+".data"), uid, -1)
+	}
+}
+
+// hugeClientKey is the honest login's PK token with its client instance claims naming a
+// 100,000-bit RSA key with exponent 2^31-1 (nobody holds its private key, nobody needs to), in a
+// certificate of the honest key: checking the client signature with that key would cost seconds.
+func (m *minter) hugeClientKey() cred {
+	m.t.Helper()
+	parts := strings.Split(string(m.honestPKT), ":")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[3])
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	var hdr map[string]any
+	if err := json.Unmarshal(raw, &hdr); err != nil {
+		m.t.Fatal(err)
+	}
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 100_000))
+	n.SetBit(n, 99_999, 1)
+	n.SetBit(n, 0, 1)
+	hdr["alg"] = "RS256"
+	hdr["upk"] = map[string]any{"kty": "RSA", "alg": "RS256", "n": base64.RawURLEncoding.EncodeToString(n.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(1<<31 - 1).Bytes())}
+	raw, _ = json.Marshal(hdr)
+	parts[3] = base64.RawURLEncoding.EncodeToString(raw)
+	return m.wrap(m.honestKey, []byte(strings.Join(parts, ":")))
+}
+
+// refreshed is the honest PK token with a refreshed ID token appended: the original's claims with
+// a later iat (edited by edit, if set), signed by sign. It continues the login through the nonce.
+func (m *minter) refreshed(sign idSigner, edit func(map[string]any)) cred {
+	m.t.Helper()
+	parts := strings.Split(string(m.honestPKT), ":")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		m.t.Fatal(err)
+	}
+	c["iat"], c["exp"] = time.Now().Unix(), time.Now().Add(time.Hour).Unix()
+	if edit != nil {
+		edit(c)
+	}
+	payload, _ := json.Marshal(c)
+	fresh, err := sign(payload)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return m.wrap(m.honestKey, []byte(string(m.honestPKT)+"."+string(fresh)))
 }

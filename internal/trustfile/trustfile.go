@@ -71,6 +71,15 @@ func Read(path string, max int64, r Rules) ([]byte, error) {
 	return data, nil
 }
 
+// Check applies the rules to path and every directory above it without reading the file.
+func Check(path string, r Rules) error {
+	f, err := Open(path, r)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // Open checks path and every directory above it and returns the file opened for reading.
 func Open(path string, r Rules) (*os.File, error) {
 	if !filepath.IsAbs(path) {
