@@ -69,6 +69,7 @@ fuzz:
 	$(FUZZ) '^FuzzParseUserFile$$' ./policy
 	$(FUZZ) '^FuzzVerify$$' ./verifier
 	$(FUZZ) '^FuzzPKTokenExtension$$' ./verifier
+	$(FUZZ) '^FuzzParseJWKS$$' ./verifier
 
 clean:
 	rm -rf bin
