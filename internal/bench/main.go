@@ -274,7 +274,8 @@ func (b *bench) opDown() error {
 		}
 		e.FetchedAt = time.Now().Add(-d)
 		e.FreshUntil = e.FetchedAt.Add(time.Hour)
-		e.LastAttempt = time.Now() // within RetryAfter: no refetch, as right after a failed one
+		// A failed fetch within RetryAfter: no refetch, as during an outage.
+		e.LastAttempt, e.LastFailure, e.LastError = time.Now(), time.Now(), "bench: simulated outage"
 		data, _ = json.Marshal(e)
 		return os.WriteFile(file, data, 0o600)
 	}
