@@ -384,13 +384,6 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-func nonEmpty(s, def string) string {
-	if s != "" {
-		return s
-	}
-	return def
-}
-
 func hasKID(set jwk.Set, kid string) bool {
 	_, ok := set.LookupKeyID(kid)
 	return ok
