@@ -19,8 +19,8 @@ import (
 
 	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/internal/filelock"
-	"github.com/opkssh-team/opkssh/internal/trustfile"
 	"github.com/opkssh-team/opkssh/internal/fileowner"
+	"github.com/opkssh-team/opkssh/internal/trustfile"
 	"github.com/opkssh-team/opkssh/policy"
 )
 
