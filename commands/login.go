@@ -110,7 +110,7 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.StringVar(&f.scopes, "scopes", strings.Join(provider.DefaultScopes, " "), "space-separated scopes to request")
 	fl.StringVar(&f.keyType, "key-type", "ecdsa", "key type: ecdsa (P-256) or ed25519")
 	fl.StringVar(&f.keyFile, "key-file", "", "private key path (default ~/.ssh/id_ecdsa or ~/.ssh/id_ed25519)")
-	fl.DurationVar(&f.lifetime, "lifetime", 24*time.Hour, "certificate validity from the token's issue time (servers apply their own limit)")
+	fl.DurationVar(&f.lifetime, "lifetime", 24*time.Hour, "certificate validity from the login, by this machine's clock or the OP's, whichever is earlier (servers apply their own limit)")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the browser or device login")
 	fl.BoolVar(&f.noBrowser, "no-browser", false, "print the login URL instead of opening a browser")
 	fl.BoolVar(&f.paste, "paste", false, "also read the address the browser login ended on from stdin (the default with --no-browser when stdin is a terminal)")
@@ -238,8 +238,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if who == "" {
 		who = c.Subject
 	}
-	validAfter := c.IssuedAt.Add(-time.Minute) // tolerate a server clock slightly behind the OP's
-	validBefore := c.IssuedAt.Add(f.lifetime)
+	validAfter, validBefore := sshcert.Window(time.Now(), c.IssuedAt, f.lifetime)
 	cert, err := sshcert.New(sshcert.Params{Signer: signer, PKToken: compact, KeyID: who, ValidAfter: validAfter, ValidBefore: validBefore})
 	if err != nil {
 		return err

@@ -111,9 +111,9 @@ func refreshLogin(cmd *cobra.Command, out io.Writer, f loginFlags, cfg provider.
 	if err != nil {
 		return fail(fmt.Errorf("serializing the PK token: %w", err))
 	}
-	validBefore := res.Claims.IssuedAt.Add(f.lifetime)
+	validAfter, validBefore := sshcert.Window(time.Now(), res.Claims.IssuedAt, f.lifetime)
 	renewed, err := sshcert.New(sshcert.Params{Signer: key, PKToken: compact, KeyID: cert.KeyId,
-		ValidAfter: res.Claims.IssuedAt.Add(-time.Minute), ValidBefore: validBefore})
+		ValidAfter: validAfter, ValidBefore: validBefore})
 	if err != nil {
 		return fail(err)
 	}

@@ -2,8 +2,8 @@
 // be accepted for a while, so that "opkssh status" can answer scripts and "opkssh login
 // --if-needed" (run by ssh's Match exec before each connection) can skip an unneeded login.
 //
-// It reads the certificate's own validity window, which login sets from the ID token's issue
-// time. Certificates made by other OpenPubkey clients have no end; for them the PK token's iat
+// It reads the certificate's own validity window, which login sets from the time of the login
+// (sshcert.Window). Certificates made by other OpenPubkey clients have no end; for them the PK token's iat
 // plus DefaultTokenLifetime (the usual server policy) is taken as the end. Nothing is verified:
 // the answer is a prediction of what servers will say, not a decision.
 package certstatus
