@@ -105,6 +105,14 @@ func printDescription(w io.Writer, path string, d sshcert.Description, now time.
 	exts := append([]string(nil), d.Extensions...)
 	sort.Strings(exts)
 	fmt.Fprintf(w, "  Extensions:   %s\n", strings.Join(exts, ", "))
+	opts := make([]string, 0, len(d.CriticalOptions))
+	for name, value := range d.CriticalOptions {
+		opts = append(opts, fmt.Sprintf("%s %q", name, value))
+	}
+	sort.Strings(opts)
+	for _, o := range opts {
+		fmt.Fprintf(w, "  Restriction:  %s (sshd enforces it)\n", o)
+	}
 	if d.Token == nil {
 		fmt.Fprintf(w, "PK token: none (%s)\n", d.TokenError)
 		return

@@ -37,6 +37,7 @@ type loginFlags struct {
 	agent, agentOnly                       bool
 	noRefreshToken                         bool
 	minRemaining                           time.Duration
+	forceCommand, sourceAddress            string
 }
 
 func newLoginCmd() *cobra.Command {
@@ -88,6 +89,13 @@ the second printed URL (the OP's) in any browser and pasting here the address of
 not load at the end (http://localhost:3000/login-callback?…). Pasted lines are read from stdin when
 it is a terminal, or always with --paste; an address of another login is refused.
 
+Restricted certificates, e.g. for automation: --force-command CMD makes sshd run CMD whatever
+command the client asks for (the original request is in $SSH_ORIGINAL_COMMAND), and the
+certificate then permits no port, agent or X11 forwarding and no ~/.ssh/rc (a pty still works);
+--source-address 192.0.2.0/24,2001:db8::/32 makes sshd accept it only from those addresses. sshd
+enforces both, on top of the server's policy. A renewal with --if-needed keeps the certificate's
+restrictions unless these flags are given; a still-valid certificate is kept as it is.
+
 The OP must allow the redirect URI http://localhost:3000/login-callback (or :10001 or :11110; the
 first free port is used). Issuers must be https, except http on loopback for test OPs.`,
 		Example: `  opkssh provider add corp --preset generic --issuer https://sso.example.com/realms/main --client-id opkssh
@@ -99,7 +107,8 @@ first free port is used). Issuers must be https, except http on loopback for tes
   opkssh login corp --device   # on a machine without a browser: enter the code shown on another device
   opkssh login corp --no-browser   # open the printed URL anywhere; paste the address the browser ends on
   opkssh login corp --agent    # also load the key and certificate into the running ssh-agent
-  opkssh login corp --agent-only   # only into the agent: no key on disk`,
+  opkssh login corp --agent-only   # only into the agent: no key on disk
+  opkssh login corp --key-file ~/.ssh/id_backup --force-command "/usr/local/bin/backup" --source-address 192.0.2.0/24`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runLogin(cmd, f, args) },
 	}
@@ -123,6 +132,8 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.BoolVar(&f.agent, "agent", false, "also add the key and certificate to the ssh-agent at $SSH_AUTH_SOCK, replacing earlier opkssh identities (default: the configuration file's agent setting)")
 	fl.BoolVar(&f.agentOnly, "agent-only", false, "add the key and certificate to the ssh-agent and write no file")
 	fl.BoolVar(&f.noRefreshToken, "no-refresh-token", false, "do not ask the OP for a refresh token, nor store or use one (see above)")
+	fl.StringVar(&f.forceCommand, "force-command", "", "the only command sshd may run with this certificate (see above)")
+	fl.StringVar(&f.sourceAddress, "source-address", "", "comma-separated IP addresses and CIDR blocks the certificate may be used from")
 	return cmd
 }
 
@@ -166,6 +177,10 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if f.lifetime <= 0 {
 		return fmt.Errorf("--lifetime %s must be positive", f.lifetime)
 	}
+	restrict, err := loginRestrictions(cmd, f)
+	if err != nil {
+		return err
+	}
 	if f.ifNeeded {
 		if done, err := stillLoggedIn(out, f, cfg.Issuer, keyPath, sock); done || err != nil {
 			return err
@@ -183,7 +198,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 			}
 		}
 		if keyPath != "" && !cfg.NoRefreshToken {
-			if done, err := refreshLogin(cmd, out, f, cfg, keyPath, sock); done || err != nil {
+			if done, err := refreshLogin(cmd, out, f, restrict, cfg, keyPath, sock); done || err != nil {
 				return err
 			}
 		}
@@ -239,7 +254,8 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		who = c.Subject
 	}
 	validAfter, validBefore := sshcert.Window(time.Now(), c.IssuedAt, f.lifetime)
-	cert, err := sshcert.New(sshcert.Params{Signer: signer, PKToken: compact, KeyID: who, ValidAfter: validAfter, ValidBefore: validBefore})
+	cert, err := sshcert.New(sshcert.Params{Signer: signer, PKToken: compact, KeyID: who, ValidAfter: validAfter, ValidBefore: validBefore,
+		ForceCommand: restrict.ForceCommand, SourceAddress: restrict.SourceAddress})
 	if err != nil {
 		return err
 	}
@@ -270,6 +286,33 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		fmt.Fprintln(out, "Wrote no file (--agent-only): the key exists only in the ssh-agent.")
 	}
 	return nil
+}
+
+// restrictions are the critical options a login puts in the certificate; zero fields put none.
+type restrictions struct {
+	set           bool // a flag was given: a renewal uses these instead of the certificate's
+	ForceCommand  string
+	SourceAddress []string
+}
+
+// loginRestrictions reads --force-command and --source-address.
+func loginRestrictions(cmd *cobra.Command, f loginFlags) (restrictions, error) {
+	var r restrictions
+	fl := cmd.Flags()
+	if fl.Changed("force-command") {
+		if strings.TrimSpace(f.forceCommand) == "" {
+			return r, errors.New("--force-command needs a command")
+		}
+		r.set, r.ForceCommand = true, f.forceCommand
+	}
+	if fl.Changed("source-address") {
+		addrs, err := sshcert.ParseSourceAddress(f.sourceAddress)
+		if err != nil {
+			return r, fmt.Errorf("--source-address: %v (want IP addresses or CIDR blocks separated by commas, e.g. 192.0.2.0/24,2001:db8::/32)", err)
+		}
+		r.set, r.SourceAddress = true, addrs
+	}
+	return r, nil
 }
 
 // stillLoggedIn is --if-needed: it reports whether the certificate (in the agent with

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,7 +55,7 @@ func keepRefreshToken(cmd *cobra.Command, out io.Writer, cfg provider.Config, ke
 // taken as a replay by OPs that rotate refresh tokens. It reports whether the login is now valid.
 // When the refresh fails it says why on stderr, removes a refresh token the OP will not take
 // again, and returns false: the caller goes on with the browser or device login.
-func refreshLogin(cmd *cobra.Command, out io.Writer, f loginFlags, cfg provider.Config, keyPath, sock string) (bool, error) {
+func refreshLogin(cmd *cobra.Command, out io.Writer, f loginFlags, restrict restrictions, cfg provider.Config, keyPath, sock string) (bool, error) {
 	rtPath := provider.RefreshTokenPath(keyPath)
 	if _, err := os.Lstat(rtPath); errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -112,8 +113,15 @@ func refreshLogin(cmd *cobra.Command, out io.Writer, f loginFlags, cfg provider.
 		return fail(fmt.Errorf("serializing the PK token: %w", err))
 	}
 	validAfter, validBefore := sshcert.Window(time.Now(), res.Claims.IssuedAt, f.lifetime)
+	if !restrict.set {
+		// The renewed certificate keeps the restrictions of the one it replaces.
+		restrict.ForceCommand = cert.CriticalOptions[sshcert.OptionForceCommand]
+		if sa := cert.CriticalOptions[sshcert.OptionSourceAddress]; sa != "" {
+			restrict.SourceAddress = strings.Split(sa, ",")
+		}
+	}
 	renewed, err := sshcert.New(sshcert.Params{Signer: key, PKToken: compact, KeyID: cert.KeyId,
-		ValidAfter: validAfter, ValidBefore: validBefore})
+		ValidAfter: validAfter, ValidBefore: validBefore, ForceCommand: restrict.ForceCommand, SourceAddress: restrict.SourceAddress})
 	if err != nil {
 		return fail(err)
 	}

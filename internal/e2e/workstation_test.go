@@ -1,11 +1,16 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/opkssh-team/opkssh/internal/logintest"
+	"github.com/opkssh-team/opkssh/internal/testop"
 )
 
 // TestLoginOPClockAhead logs in against an OP whose clock runs five minutes ahead of this
@@ -36,4 +41,67 @@ func TestLoginOPClockAhead(t *testing.T) {
 	if d := to.Sub(now); d > 24*time.Hour || d < 23*time.Hour {
 		t.Fatalf("certificate lasts %s from now, want just under the 24h lifetime: %s", d, m[0])
 	}
+}
+
+// TestRestrictedCertificate logs in through the real sshd with certificates their holder
+// restricted (login --force-command, --source-address): verify allows them, and sshd enforces
+// the restrictions itself.
+func TestRestrictedCertificate(t *testing.T) {
+	op := startOP(t)
+	e := startSSHD(t)
+	rule := "rules:\n  - principals: [" + userAllowed + "]\n    provider: test\n    identities:\n      - email: alice@example.com\n"
+	if err := e.install.WritePolicy(policy(op.Issuer(), rule)); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("force-command runs instead of the requested command", func(t *testing.T) {
+		key := loginWith(t, op, "alice@example.com", filepath.Join(e.keys, "forced"),
+			"--force-command", "echo forced for $(id -un): $SSH_ORIGINAL_COMMAND", "--source-address", "127.0.0.0/8,::1")
+		out, errOut, err := e.ssh(t, userAllowed, key, "touch", "/tmp/opkssh-e2e-not-forced")
+		if err != nil || out != "forced for "+userAllowed+": touch /tmp/opkssh-e2e-not-forced\n" {
+			t.Fatalf("err=%v stdout=%q stderr=%q", err, out, errOut)
+		}
+		if _, err := os.Stat("/tmp/opkssh-e2e-not-forced"); err == nil {
+			os.Remove("/tmp/opkssh-e2e-not-forced")
+			t.Fatal("the requested command ran")
+		}
+	})
+
+	t.Run("source-address excluding the client is refused by sshd", func(t *testing.T) {
+		key := loginWith(t, op, "alice@example.com", filepath.Join(e.keys, "elsewhere"), "--source-address", "192.0.2.0/24")
+		before := strings.Count(readLog(t, e.install.Log), `"decision":"allow"`)
+		e.mustBeRefused(t, userAllowed, key)
+		// verify allowed the certificate; sshd refused it for its source address.
+		if after := strings.Count(readLog(t, e.install.Log), `"decision":"allow"`); after <= before {
+			t.Fatalf("verify did not allow the certificate (%d allow decisions before, %d after):\n%s", before, after, readLog(t, e.install.Log))
+		}
+		if !strings.Contains(e.srv.Log(), "not from a permitted source address") {
+			t.Fatalf("sshd log does not name the source address:\n%s", e.srv.Log())
+		}
+	})
+}
+
+// loginWith runs `opkssh login` (ecdsa) through the scripted browser as user with extra flags.
+func loginWith(t *testing.T, op *testop.Server, user, keyPath string, extra ...string) string {
+	t.Helper()
+	redirect, err := logintest.FreeRedirectURI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"login", "--issuer", op.Issuer(), "--client-id", "opkssh", "--key-file", keyPath,
+		"--redirect-uri", redirect, "--timeout", "30s"}, extra...)
+	r := opkssh(t, []string{"HOME=" + t.TempDir(), "FAKEBROWSER_USER=" + user}, args...)
+	if r.code != 0 || !strings.Contains(r.stdout, "Logged in as "+user) {
+		t.Fatalf("login %v failed (exit %d):\nstdout: %s\nstderr: %s", extra, r.code, r.stdout, r.stderr)
+	}
+	return keyPath
+}
+
+func readLog(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }

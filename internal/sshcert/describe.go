@@ -20,9 +20,11 @@ type Description struct {
 	ValidAfter  time.Time  `json:"valid_after"`
 	ValidBefore *time.Time `json:"valid_before"` // nil: no end
 	SelfSigned  bool       `json:"self_signed"`
-	Extensions  []string   `json:"extensions"`
-	Token       *TokenInfo `json:"pk_token,omitempty"`
-	TokenError  string     `json:"pk_token_error,omitempty"`
+	// CriticalOptions are the holder's restrictions (force-command, source-address…), by name.
+	CriticalOptions map[string]string `json:"critical_options,omitempty"`
+	Extensions      []string          `json:"extensions"`
+	Token           *TokenInfo        `json:"pk_token,omitempty"`
+	TokenError      string            `json:"pk_token_error,omitempty"`
 }
 
 // TokenInfo holds the ID token claims of the PK token.
@@ -52,6 +54,9 @@ func Describe(cert *ssh.Certificate) Description {
 	if cert.ValidBefore != ssh.CertTimeInfinity {
 		t := time.Unix(int64(min(cert.ValidBefore, 1<<62)), 0).UTC()
 		d.ValidBefore = &t
+	}
+	if len(cert.CriticalOptions) > 0 {
+		d.CriticalOptions = cert.CriticalOptions
 	}
 	for name := range cert.Permissions.Extensions {
 		d.Extensions = append(d.Extensions, name)

@@ -17,6 +17,13 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(c.Type(), base64.StdEncoding.EncodeToString(c.Marshal()))
+	// A restricted certificate, whose critical options Parse must read.
+	r, err := New(Params{Signer: k, PKToken: []byte("e30:e30:c2ln:e30:c2ln"), KeyID: "seed",
+		ForceCommand: "echo hi", SourceAddress: []string{"10.0.0.0/8", "::1"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(r.Type(), base64.StdEncoding.EncodeToString(r.Marshal()))
 	f.Add("ssh-ed25519-cert-v01@openssh.com", "AAAAC3NzaC1lZDI1NTE5AAAAIA==")
 	f.Add("ecdsa-sha2-nistp256", "")
 	f.Fuzz(func(t *testing.T, keyType, b64 string) {

@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -29,6 +30,18 @@ const (
 	ExtensionAccessToken = "openpubkey-act"
 	WildcardPrincipal    = "opkssh-wildcard"
 )
+
+// Critical options (OpenSSH PROTOCOL.certkeys) a key holder may put in their own certificate to
+// restrict it. sshd enforces them itself: verify accepts certificates that carry them, and refuses
+// any other critical option, which sshd would refuse too.
+const (
+	OptionForceCommand   = "force-command"   // the only command the certificate may run
+	OptionSourceAddress  = "source-address"  // comma-separated CIDR list clients must connect from
+	OptionVerifyRequired = "verify-required" // FIDO keys: require user verification (a PIN)
+)
+
+// supportedCriticalOptions are the critical options Parse accepts.
+var supportedCriticalOptions = []string{OptionForceCommand, OptionSourceAddress, OptionVerifyRequired}
 
 // Size limits. A GQ-signed PK token is about 6.3 KB; 64 KiB leaves room for any honest
 // certificate while refusing a 1 MiB %k before base64 decoding it.
@@ -48,6 +61,38 @@ type Params struct {
 	ValidAfter  time.Time
 	ValidBefore time.Time // zero means unlimited
 	Principals  []string  // defaults to [WildcardPrincipal]
+	// ForceCommand, if set, is the only command sshd runs for this certificate (force-command),
+	// and the certificate then permits no forwarding and no ~/.ssh/rc: a key for automation.
+	ForceCommand string
+	// SourceAddress, if set, are the addresses or CIDR blocks clients must connect from
+	// (source-address); see ParseSourceAddress.
+	SourceAddress []string
+}
+
+// ParseSourceAddress reads a comma-separated list of IP addresses and CIDR blocks as sshd's
+// source-address option takes it. sshd refuses a certificate whose list it cannot read, and a
+// block with host bits set (10.1.2.3/8) is such an entry, so those are errors here.
+func ParseSourceAddress(list string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			return nil, fmt.Errorf("empty entry in %q", list)
+		}
+		if strings.Contains(f, "/") {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is neither an IP address nor a CIDR block", f)
+			}
+			if p != p.Masked() {
+				return nil, fmt.Errorf("%q has host bits set; the block is %s", f, p.Masked())
+			}
+		} else if a, err := netip.ParseAddr(f); err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR block", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // New creates the self-signed user certificate that carries the PK token.
@@ -74,6 +119,25 @@ func New(p Params) (*ssh.Certificate, error) {
 	if !p.ValidBefore.IsZero() {
 		before = uint64(p.ValidBefore.Unix())
 	}
+	exts := map[string]string{ExtensionPKToken: string(p.PKToken), "permit-pty": ""}
+	if p.ForceCommand == "" {
+		// The usual permissions of an interactive login; sshd grants nothing more than the
+		// account's own configuration allows. A forced command gets only the pty, which
+		// interactive forced commands need; forwarding would let the key do more than the command.
+		for _, e := range []string{"permit-X11-forwarding", "permit-agent-forwarding", "permit-port-forwarding", "permit-user-rc"} {
+			exts[e] = ""
+		}
+	}
+	var opts map[string]string
+	if p.ForceCommand != "" || len(p.SourceAddress) > 0 {
+		opts = map[string]string{}
+	}
+	if p.ForceCommand != "" {
+		opts[OptionForceCommand] = p.ForceCommand
+	}
+	if len(p.SourceAddress) > 0 {
+		opts[OptionSourceAddress] = strings.Join(p.SourceAddress, ",")
+	}
 	cert := &ssh.Certificate{
 		Key:             pub,
 		CertType:        ssh.UserCert,
@@ -81,16 +145,7 @@ func New(p Params) (*ssh.Certificate, error) {
 		ValidPrincipals: principals,
 		ValidAfter:      uint64(max(p.ValidAfter.Unix(), 0)),
 		ValidBefore:     before,
-		Permissions: ssh.Permissions{Extensions: map[string]string{
-			ExtensionPKToken: string(p.PKToken),
-			// The usual permissions of an interactive login; sshd grants nothing more than the
-			// account's own configuration allows.
-			"permit-X11-forwarding":   "",
-			"permit-agent-forwarding": "",
-			"permit-port-forwarding":  "",
-			"permit-pty":              "",
-			"permit-user-rc":          "",
-		}},
+		Permissions:     ssh.Permissions{CriticalOptions: opts, Extensions: exts},
 	}
 	if err := cert.SignCert(rand.Reader, sshSigner); err != nil {
 		return nil, fmt.Errorf("sshcert: signing: %w", err)
@@ -99,8 +154,9 @@ func New(p Params) (*ssh.Certificate, error) {
 }
 
 // Parse decodes sshd's %k (base64 certificate blob) and checks that it is a well-formed user
-// certificate of the declared type %t, signed by its own key, within its validity period at now.
-// It does not look at the PK token beyond its presence.
+// certificate of the declared type %t, signed by its own key, within its validity period at now,
+// with no critical option but force-command, source-address and verify-required (which sshd
+// enforces). It does not look at the PK token beyond its presence.
 func Parse(keyType, b64 string, now time.Time) (*ssh.Certificate, error) {
 	if len(b64) > MaxCertBase64 {
 		return nil, fmt.Errorf("%w: %d bytes of base64 exceed the %d byte limit", ErrMalformed, len(b64), MaxCertBase64)
@@ -133,7 +189,9 @@ func Parse(keyType, b64 string, now time.Time) (*ssh.Certificate, error) {
 	if err := CheckKeyBounds(cert.Key); err != nil {
 		return nil, err
 	}
-	checker := ssh.CertChecker{Clock: func() time.Time { return now }}
+	// The restrictions a key holder may add are sshd's to enforce; any other critical option is
+	// one sshd would refuse, and so do we.
+	checker := ssh.CertChecker{Clock: func() time.Time { return now }, SupportedCriticalOptions: supportedCriticalOptions}
 	// CheckCert verifies the signature and the validity window; the principal test is done by
 	// the caller against policy, so hand it one the certificate lists.
 	principal := ""
