@@ -19,8 +19,12 @@ import (
 //
 // RFC 8628 has no nonce, yet the ID token must commit to our key. We send the commitment as the
 // "nonce" parameter of the device authorization request, which OPs such as Keycloak carry into
-// the ID token; an OP that drops it fails the nonce check below with an explanation, and then only
-// the browser login can work with that OP.
+// the ID token. Others (Dex, Zitadel) drop it: their device-login ID tokens have no nonce claim,
+// DeviceLogin fails with ErrDeviceNonceDropped, and only the browser login can work with them.
+
+// ErrDeviceNonceDropped means the OP issued the device login's ID token without the nonce.
+var ErrDeviceNonceDropped = errors.New("the OP left the nonce out of the device login's ID token (Dex and Zitadel do this: the device-code standard has no nonce), so the token cannot be bound to your key and device login cannot work with this OP. " +
+	"Log in through the browser instead: \"opkssh login\" on a machine with a browser, or here \"opkssh login --no-browser\", open the OP's URL it prints in a browser on any machine, and paste back the address that browser ends on (http://localhost:3000/login-callback?...)")
 
 // ErrNoDeviceEndpoint means the OP's discovery document has no device_authorization_endpoint.
 var ErrNoDeviceEndpoint = errors.New("the OP does not offer device-code login (its discovery document has no device_authorization_endpoint); use the browser login, with --no-browser on a remote machine")
@@ -63,6 +67,9 @@ func DeviceLogin(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResu
 		return nil, deviceError(ctx, err)
 	}
 	res := verifyIDToken(octx, op.Verifier(&oidc.Config{ClientID: cfg.ClientID}), tok, nonce)
+	if errors.Is(res.err, ErrNoNonce) {
+		return nil, ErrDeviceNonceDropped
+	}
 	if res.err != nil {
 		return nil, res.err
 	}

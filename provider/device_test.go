@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +72,29 @@ func TestDeviceLoginQR(t *testing.T) {
 	}
 	if out := deviceLoginStatus(t, op, 0); strings.Contains(out, "scan") {
 		t.Errorf("a QR code without a terminal:\n%s", out)
+	}
+}
+
+// An OP that drops the nonce from the device login's ID token (Dex, Zitadel) gets an error that
+// names the behaviour and the logins that work instead.
+func TestDeviceLoginNonceDropped(t *testing.T) {
+	op, err := testop.Start(testop.Options{AutoApprove: "alice", Quirks: testop.Quirks{DeviceDropsNonce: true},
+		Users: []testop.User{{Subject: "alice", Email: "alice@example.com", EmailVerified: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { op.Close() })
+	op.SetDeviceInterval(10 * time.Millisecond)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = DeviceLogin(ctx, Config{Issuer: op.Issuer(), ClientID: "opkssh"}, LoginOptions{Signer: key, Alg: "ES256"})
+	if !errors.Is(err, ErrDeviceNonceDropped) {
+		t.Fatalf("DeviceLogin = %v, want ErrDeviceNonceDropped", err)
+	}
+	for _, want := range []string{"left the nonce out", "Dex and Zitadel", "opkssh login --no-browser", "paste back"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
 	}
 }

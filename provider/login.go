@@ -62,6 +62,10 @@ type IDClaims struct {
 	Expiry   time.Time
 }
 
+// ErrNoNonce means the OP's ID token has no nonce claim although the login sent one: the token
+// cannot commit to the key, so no PK token can be made from it.
+var ErrNoNonce = errors.New("the OP's ID token has no nonce claim, although the login sent one; opkssh needs the OP to carry the nonce into the ID token, which binds the token to your key")
+
 // ErrNoFreePort means none of the redirect URIs' ports could be bound.
 var ErrNoFreePort = errors.New("no redirect URI port is free")
 
@@ -395,8 +399,11 @@ func verifyIDToken(ctx context.Context, v *oidc.IDTokenVerifier, tok *oauth2.Tok
 	if err != nil {
 		return flowResult{err: fmt.Errorf("the OP's ID token did not verify: %w", err)}
 	}
+	if idt.Nonce == "" {
+		return flowResult{err: ErrNoNonce}
+	}
 	if idt.Nonce != nonce {
-		return flowResult{err: errors.New("the ID token's nonce is not the one we sent; the OP does not support nonces or the response was replayed")}
+		return flowResult{err: errors.New("the ID token's nonce is not the one we sent; the response was replayed or belongs to another login")}
 	}
 	var c struct {
 		Email string `json:"email"`

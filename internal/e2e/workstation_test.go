@@ -105,3 +105,36 @@ func readLog(t *testing.T, path string) string {
 	}
 	return string(data)
 }
+
+// TestDeviceLoginNonceDropped runs "opkssh login --device" against an OP that leaves the nonce
+// out of the device grant's ID token, as Dex and Zitadel do: login names that behaviour and the
+// browser logins that work instead, and writes nothing; the browser login then works.
+func TestDeviceLoginNonceDropped(t *testing.T) {
+	op, err := testop.Start(testop.Options{AutoApprove: "alice", Quirks: testop.Quirks{DeviceDropsNonce: true},
+		Users: []testop.User{{Subject: "alice", Email: "alice@example.com", EmailVerified: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { op.Close() })
+	key := filepath.Join(t.TempDir(), "id")
+	r := opkssh(t, []string{"HOME=" + t.TempDir()}, "login", "--device", "--issuer", op.Issuer(), "--client-id", "opkssh",
+		"--key-file", key, "--timeout", "20s")
+	if r.code == 0 || r.stdout != "" {
+		t.Fatalf("device login without a nonce: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"opkssh: the OP left the nonce out of the device login's ID token (Dex and Zitadel do this",
+		`"opkssh login" on a machine with a browser`,
+		`"opkssh login --no-browser", open the OP's URL it prints`,
+		"paste back the address that browser ends on",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if _, err := os.Stat(key); err == nil {
+		t.Error("the failed login wrote a key")
+	}
+	// The browser login it points to works with the same OP.
+	loginWith(t, op, "alice@example.com", key)
+}
