@@ -127,6 +127,8 @@ func printDescription(w io.Writer, path string, d sshcert.Description, now time.
 			verified = fmt.Sprint(*t.EmailVerified)
 		}
 		fmt.Fprintf(w, "  Email:        %s (verified: %s)\n", t.Email, verified)
+	} else {
+		fmt.Fprintln(w, "  Email:        none in the ID token")
 	}
 	if len(t.Groups) > 0 {
 		fmt.Fprintf(w, "  Groups:       %s\n", strings.Join(t.Groups, ", "))
@@ -138,4 +140,21 @@ func printDescription(w io.Writer, path string, d sshcert.Description, now time.
 	if t.Expires != nil {
 		fmt.Fprintf(w, "  ID token exp: %s (servers may allow longer, e.g. 24h from issue)\n", t.Expires.Local().Format(layout))
 	}
+	if t.Email == "" {
+		printNoEmail(w, t.Subject)
+	}
+}
+
+// printNoEmail explains a login without email: servers only see what the ID token says, and
+// some OPs send email at their userinfo endpoint only.
+func printNoEmail(w io.Writer, sub string) {
+	fmt.Fprintf(w, `Note: without email, servers identify this login by its subject only: policy entries
+  "sub:%[1]s" match it ("opkssh add PRINCIPAL sub:%[1]s PROVIDER"); email and domain entries
+  cannot. Some OPs send email only from their userinfo endpoint, which servers never ask.
+  To get email into the ID token: request the "email" scope (login does by default; check
+  --scopes and the provider's scopes in the configuration file), and have the OP put the claim
+  in the ID token (Keycloak: the email mapper's "Add to ID token"; Zitadel: the application's
+  "User Info inside ID Token"; Microsoft Entra: the optional claim "email" for the ID token).
+  See "Email and the ID token" in the README.
+`, sub)
 }

@@ -22,6 +22,7 @@ package commands_test
 //	bob@example.com      sub bob, email verified
 //	carol@example.com    sub carol, email NOT verified
 //	mallory@example.com  sub mallory, email verified, groups [admins]
+//	dave                 sub dave, no email (as from OPs that send email only at userinfo)
 //
 // "xdg-open" is a fake browser on PATH: it completes the login at the test OP
 // as $FAKEBROWSER_USER, the way a person would in a real browser.
@@ -158,6 +159,7 @@ func setupScript(env *testscript.Env) error {
 		{Subject: "bob", Email: "bob@example.com", EmailVerified: true},
 		{Subject: "carol", Email: "carol@example.com", EmailVerified: false},
 		{Subject: "mallory", Email: "mallory@example.com", EmailVerified: true, Groups: []string{"admins"}},
+		{Subject: "dave"},
 	}})
 	if err != nil {
 		return err
