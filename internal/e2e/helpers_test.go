@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opkssh-team/opkssh/internal/logintest"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/internal/testop"
 )
@@ -58,17 +57,7 @@ func opkssh(t *testing.T, env []string, args ...string) result {
 // login runs `opkssh login` through the scripted browser as user and returns the key path.
 func login(t *testing.T, op *testop.Server, user, keyType, keyPath string) string {
 	t.Helper()
-	redirect, err := logintest.FreeRedirectURI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := opkssh(t, []string{"HOME=" + t.TempDir(), "FAKEBROWSER_USER=" + user},
-		"login", "--issuer", op.Issuer(), "--client-id", "opkssh", "--key-type", keyType,
-		"--key-file", keyPath, "--redirect-uri", redirect, "--timeout", "30s")
-	if r.code != 0 || !strings.Contains(r.stdout, "Logged in as "+user) {
-		t.Fatalf("login as %s failed (exit %d):\nstdout: %s\nstderr: %s", user, r.code, r.stdout, r.stderr)
-	}
-	return keyPath
+	return loginWith(t, op, user, keyPath, "--key-type", keyType)
 }
 
 // certArgs returns sshd's %k and %t for the certificate next to keyPath.

@@ -81,7 +81,7 @@ func TestRestrictedCertificate(t *testing.T) {
 	})
 }
 
-// loginWith runs `opkssh login` (ecdsa) through the scripted browser as user with extra flags.
+// loginWith runs `opkssh login` through the scripted browser as user with extra flags.
 func loginWith(t *testing.T, op *testop.Server, user, keyPath string, extra ...string) string {
 	t.Helper()
 	redirect, err := logintest.FreeRedirectURI()
