@@ -38,7 +38,7 @@ package e2e
 //	issuer + "/", https for http, upper-case scheme            unknown_issuer
 //	aud without a configured client id (string; array)         audience_mismatch
 //	azp naming another client while aud lists ours             audience_mismatch
-//	scheme-less iss for an issuer other than Google's          unknown_issuer
+//	scheme-less iss for an issuer other than Google's; http://accounts.google.com  unknown_issuer
 //	discovery answered with a redirect (to the real OP)        keys_unavailable
 //	PK token naming a 100,000-bit RSA client key, e=2^31-1     key_mismatch (before any signature)
 //	refreshed ID token typed at+jwt; with azp of another client  refreshed_token_invalid
@@ -72,7 +72,8 @@ package e2e
 //
 // Control cases (allowed): the honest login; a forged token with honest claims; a token without
 // kid while the JWKS holds two keys (each key that fits the alg is tried, as OIDC clients do); azp
-// naming our client; nbf within the skew; a refreshed ID token that continues the login; a pinned
+// naming our client; nbf within the skew; iss accounts.google.com and https://accounts.google.com
+// for the provider https://accounts.google.com; a refreshed ID token that continues the login; a pinned
 // jwks_file owned by root, mode 644; alice@EXAMPLE.com
 // for email_domain example.com (domains compare ignoring ASCII case, as DNS does); aud
 // ["other", "opkssh"] (aud may be a list; one configured client id suffices); the good provider's
@@ -245,6 +246,14 @@ func TestAdversarial(t *testing.T) {
 
 		{name: "azp naming another client while aud lists ours", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"], c["azp"] = []string{"opkssh", "other-client"}, "other-client" })), reason: "audience_mismatch"},
 		{name: "control: azp naming our client", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"], c["azp"] = []string{"opkssh", "other-client"}, "opkssh" })), reason: "allowed"},
+		// Google documents that its ID tokens carry iss with or without the scheme (keys pinned to
+		// the test OP's, so that a loopback test can stand in for accounts.google.com).
+		{name: "control: Google's scheme-less iss", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "accounts.google.com" })),
+			policy: policy("https://accounts.google.com", advRules), prepare: pinFile("jwks_file", "", 0o644, m.jwks()), reason: "allowed"},
+		{name: "control: Google's iss with the scheme", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https://accounts.google.com" })),
+			policy: policy("https://accounts.google.com", advRules), prepare: pinFile("jwks_file", "", 0o644, m.jwks()), reason: "allowed"},
+		{name: "Google's scheme-less iss with http", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "http://accounts.google.com" })),
+			policy: policy("https://accounts.google.com", advRules), prepare: pinFile("jwks_file", "", 0o644, m.jwks()), reason: "unknown_issuer"},
 		{name: "scheme-less iss for an issuer other than Google's", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = strings.TrimPrefix(iss, "http://") })), reason: "unknown_issuer"},
 		{name: "discovery redirects (to the real OP)", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = redirector })),
 			policy: policy(redirector, advRules), reason: "keys_unavailable"},
