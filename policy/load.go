@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/opkssh-team/opkssh/internal/trustfile"
 )
 
 // ErrUnsafeFile is wrapped by Load's errors for a policy file or directory
@@ -40,6 +42,9 @@ func Load(opts LoadOptions) (*Policy, error) {
 	if len(trusted) == 0 {
 		trusted = []int{0}
 	}
+	if err := checkAbove(opts.Path, trusted); err != nil {
+		return nil, err
+	}
 	errs := &errList{}
 	data, err := readMain(opts.Path, trusted)
 	if err != nil {
@@ -56,6 +61,23 @@ func Load(opts LoadOptions) (*Policy, error) {
 		}
 	}
 	return assemble(frags, errs)
+}
+
+// checkAbove applies the rules of internal/trustfile to every directory above the policy's own
+// (which openTrustedDir checks on its descriptor): whoever can write any of them can swap the
+// policy directory for one of theirs.
+func checkAbove(path string, trusted []int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if err := trustfile.CheckDir(filepath.Dir(filepath.Dir(abs)), trustfile.Rules{TrustedUIDs: trusted, What: "policy file"}); err != nil {
+		if errors.Is(err, trustfile.ErrUnsafe) {
+			return fmt.Errorf("%w: %v", ErrUnsafeFile, err)
+		}
+		return err
+	}
+	return nil
 }
 
 func readMain(path string, trusted []int) ([]byte, error) {

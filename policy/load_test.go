@@ -251,3 +251,31 @@ func TestCheckTrustedOwner(t *testing.T) {
 		}
 	}
 }
+
+// A directory above the policy's that others can write lets them replace the policy's directory:
+// Load and LoadForPrincipal refuse it, as sshd refuses such an AuthorizedKeysCommand.
+func TestLoadParentDirectoryWritable(t *testing.T) {
+	top := t.TempDir()
+	dir := filepath.Join(top, "opkssh")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "policies.yaml")
+	writeFile(t, path, fullPolicy, 0o644)
+	opts := LoadOptions{Path: path, TrustedUIDs: []int{os.Getuid()}}
+	if _, err := Load(opts); err != nil {
+		t.Fatalf("good tree: %v", err)
+	}
+	if err := os.Chmod(top, 0o757); err != nil {
+		t.Fatal(err)
+	}
+	for name, load := range map[string]func() error{
+		"Load":             func() error { _, err := Load(opts); return err },
+		"LoadForPrincipal": func() error { _, err := LoadForPrincipal(opts, t.TempDir(), "alice"); return err },
+	} {
+		err := load()
+		if !errors.Is(err, ErrUnsafeFile) || !strings.Contains(err.Error(), top+" is writable by group or others") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -113,6 +113,9 @@ func sourceKey(opts LoadOptions, trusted []int) (string, error) {
 		fmt.Fprintf(h, "%s %d %s\n", path, fi.Size(), id)
 		return nil
 	}
+	if err := checkAbove(opts.Path, trusted); err != nil {
+		return "", err
+	}
 	if err := add(filepath.Dir(opts.Path), true); err != nil {
 		return "", err
 	}

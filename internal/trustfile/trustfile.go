@@ -82,43 +82,12 @@ func Check(path string, r Rules) error {
 
 // Open checks path and every directory above it and returns the file opened for reading.
 func Open(path string, r Rules) (*os.File, error) {
-	if !filepath.IsAbs(path) {
-		return nil, unsafef("%s %q is not an absolute path", r.what(), path)
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", r.what(), path, err)
-	}
-	real = filepath.Clean(real)
-	dir, err := os.OpenRoot(string(filepath.Separator))
+	dir, real, err := r.walk(path, false)
 	if err != nil {
 		return nil, err
-	}
-	at := string(filepath.Separator)
-	if err := r.checkDir(dir, at, path); err != nil {
-		dir.Close()
-		return nil, err
-	}
-	parts := strings.Split(strings.TrimPrefix(real, string(filepath.Separator)), string(filepath.Separator))
-	for _, name := range parts[:len(parts)-1] {
-		at = filepath.Join(at, name)
-		if fi, err := dir.Lstat(name); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			dir.Close()
-			return nil, unsafef("%s %s: %s became a symbolic link while it was checked", r.what(), path, at)
-		}
-		next, err := dir.OpenRoot(name)
-		dir.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", r.what(), path, err)
-		}
-		dir = next
-		if err := r.checkDir(dir, at, path); err != nil {
-			dir.Close()
-			return nil, err
-		}
 	}
 	defer dir.Close()
-	base := parts[len(parts)-1]
+	base := filepath.Base(real)
 	if fi, err := dir.Lstat(base); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 		return nil, unsafef("%s %s became a symbolic link while it was checked", r.what(), path)
 	}
@@ -135,6 +104,66 @@ func Open(path string, r Rules) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// CheckDir applies the rules to the directory path and every directory above it.
+func CheckDir(path string, r Rules) error {
+	dir, _, err := r.walk(path, true)
+	if err != nil {
+		return err
+	}
+	return dir.Close()
+}
+
+// walk resolves path once, then opens and checks each directory from / down: to path's parent
+// (file) or to path itself (isDir). It returns the last directory opened and the resolved path.
+func (r Rules) walk(path string, isDir bool) (*os.Root, string, error) {
+	if !filepath.IsAbs(path) {
+		return nil, "", unsafef("%s %q is not an absolute path", r.what(), path)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s %s: %w", r.what(), path, err)
+	}
+	real = filepath.Clean(real)
+	dir, err := os.OpenRoot(string(filepath.Separator))
+	if err != nil {
+		return nil, "", err
+	}
+	at := string(filepath.Separator)
+	if err := r.checkDir(dir, at, path); err != nil {
+		dir.Close()
+		return nil, "", err
+	}
+	var parts []string
+	if rel := strings.TrimPrefix(real, string(filepath.Separator)); rel != "" {
+		parts = strings.Split(rel, string(filepath.Separator))
+	}
+	if !isDir {
+		if len(parts) == 0 {
+			dir.Close()
+			return nil, "", unsafef("%s %s is not a regular file", r.what(), path)
+		}
+		parts = parts[:len(parts)-1]
+	}
+	for _, name := range parts {
+		at = filepath.Join(at, name)
+		if fi, err := dir.Lstat(name); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			dir.Close()
+			return nil, "", unsafef("%s %s: %s became a symbolic link while it was checked", r.what(), path, at)
+		}
+		next, err := dir.OpenRoot(name)
+		dir.Close()
+		if err != nil {
+			return nil, "", fmt.Errorf("%s %s: %w", r.what(), path, err)
+		}
+		dir = next
+		if err := r.checkDir(dir, at, path); err != nil {
+			dir.Close()
+			return nil, "", err
+		}
+	}
+	return dir, real, nil
 }
 
 func (r Rules) checkDir(dir *os.Root, at, path string) error {

@@ -137,3 +137,22 @@ func TestReadDefaultTrustsRootOnly(t *testing.T) {
 		t.Fatalf("file owned by a named owner: %v", err)
 	}
 }
+
+func TestCheckDir(t *testing.T) {
+	dir, _ := tree(t)
+	if err := CheckDir(dir, rules()); err != nil {
+		t.Fatalf("good directory: %v", err)
+	}
+	if err := CheckDir("/", rules()); err != nil {
+		t.Fatalf("/: %v", err)
+	}
+	if _, err := Read("/", 10, rules()); !errors.Is(err, ErrUnsafe) {
+		t.Fatalf("reading / as a file: %v", err)
+	}
+	inner := filepath.Join(dir, "inner")
+	os.Mkdir(inner, 0o755)
+	os.Chmod(dir, 0o757)
+	if err := CheckDir(inner, rules()); !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), dir+" is writable") {
+		t.Fatalf("directory below a world-writable one: %v", err)
+	}
+}
