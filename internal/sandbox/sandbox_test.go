@@ -1,0 +1,174 @@
+package sandbox
+
+import (
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// hidden exists on nearly every Linux machine; the sandbox hides it from these tests.
+const hidden = "/etc/os-release"
+
+var unavailable error
+
+// The tests of this package run in the sandbox they test; the parent fails the run if the
+// machine changed.
+func TestMain(m *testing.M) {
+	o := Defaults()
+	o.Hide = []string{hidden}
+	os.Exit(Main(o, func(err error) int {
+		unavailable = err
+		return m.Run()
+	}))
+}
+
+// outside is how the machine's own view of path looks from inside: through the root of the
+// parent process, which stayed in the machine's mount namespace.
+func outside(path string) string {
+	return filepath.Join("/proc", strconv.Itoa(os.Getppid()), "root", path)
+}
+
+func TestInsideAPrivateNamespace(t *testing.T) {
+	Need(t, unavailable)
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(os.Getppid()), "ns", "mnt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self == parent {
+		t.Fatalf("the tests share the parent's mount namespace %s", self)
+	}
+	if err := enter(Defaults(), t.TempDir(), self); err == nil || !strings.Contains(err.Error(), "refusing to mount") {
+		t.Fatalf("enter in the namespace it was told it came from: %v", err)
+	}
+}
+
+// Everything the server tests do to a machine stays inside: files in /etc, /usr/local/bin,
+// /var/lib, /var/cache, /var/log and /run, chowns, and an account made with useradd.
+func TestWritesStayInside(t *testing.T) {
+	Need(t, unavailable)
+	paths := []string{"/etc/opkssh-sandbox-test", "/usr/local/bin/opkssh-sandbox-test", "/var/lib/opkssh-sandbox-test",
+		"/var/cache/opkssh-sandbox-test", "/var/log/opkssh-sandbox-test", "/run/opkssh-sandbox-test"}
+	for _, p := range paths {
+		if _, err := os.Lstat(outside(p)); err == nil {
+			t.Fatalf("%s exists on this machine before the test", p)
+		}
+		if err := os.WriteFile(p, []byte("inside\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, 4242, 4242); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const account = "opkssh-sandbox-t"
+	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", account).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	if _, err := user.Lookup(account); err != nil {
+		t.Fatalf("the account is not there inside: %v", err)
+	}
+	for _, p := range paths {
+		if data, err := os.ReadFile(p); err != nil || string(data) != "inside\n" {
+			t.Errorf("inside, %s: %q %v", p, data, err)
+		}
+		if _, err := os.Lstat(outside(p)); err == nil {
+			t.Errorf("%s leaked to the machine", p)
+		}
+	}
+	passwd, err := os.ReadFile(outside("/etc/passwd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(passwd), account+":") {
+		t.Errorf("useradd inside changed the machine's /etc/passwd")
+	}
+	if mine, _ := os.ReadFile("/etc/passwd"); !strings.Contains(string(mine), "\n"+account+":") {
+		t.Errorf("the sandbox's /etc/passwd lacks %s", account)
+	}
+}
+
+func TestHide(t *testing.T) {
+	Need(t, unavailable)
+	if _, err := os.Lstat(outside(hidden)); err != nil {
+		t.Skipf("%s does not exist on this machine: nothing to hide", hidden)
+	}
+	if _, err := os.Lstat(hidden); err == nil {
+		t.Fatalf("%s is still visible inside", hidden)
+	}
+	if err := hide(Options{Dirs: []string{"/etc"}, Hide: []string{"/proc/self/environ"}}); err == nil {
+		t.Fatal("hide accepted a path outside the overlaid directories")
+	}
+}
+
+// The module stays the machine's: go test's fuzz corpora and -coverprofile land there.
+func TestModuleKept(t *testing.T) {
+	Need(t, unavailable)
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inside, out os.FileInfo
+	if inside, err = os.Stat(wd); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = os.Stat(outside(wd)); err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(inside, out) {
+		t.Errorf("%s inside is not the machine's", wd)
+	}
+}
+
+func TestSnapshotDiff(t *testing.T) {
+	dir := t.TempDir()
+	tree, listed := filepath.Join(dir, "tree"), filepath.Join(dir, "listed")
+	for _, d := range []string{tree, listed} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(tree, "config"), "a")
+	write(filepath.Join(listed, "log"), "a")
+	take := func() Snapshot {
+		s, err := Take([]string{tree, filepath.Join(dir, "absent")}, []string{listed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := take()
+	write(filepath.Join(listed, "log"), "grown") // a listing ignores contents
+	if d := before.Diff(take()); len(d) != 0 {
+		t.Fatalf("no change reported as %v", d)
+	}
+	write(filepath.Join(tree, "config"), "b")
+	os.Chmod(filepath.Join(listed, "log"), 0o600)
+	write(filepath.Join(listed, "new"), "")
+	write(filepath.Join(dir, "absent"), "")
+	d := before.Diff(take())
+	want := []string{"absent: was absent, now -rw-r--r--", "tree/config: was -rw-r--r--", "listed/log: was -rw-r--r--", "listed/new: new: -rw-r--r--"}
+	if len(d) != len(want) {
+		t.Fatalf("diff %q, want %d entries", d, len(want))
+	}
+	for _, w := range want {
+		found := false
+		for _, line := range d {
+			found = found || strings.HasPrefix(line, filepath.Join(dir, w[:strings.Index(w, ":")])+w[strings.Index(w, ":"):])
+		}
+		if !found {
+			t.Errorf("diff %q lacks %q", d, w)
+		}
+	}
+}
