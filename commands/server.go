@@ -77,8 +77,10 @@ func newServerUninstallCmd() *cobra.Command {
 		Short: "Undo server install (root)",
 		Long: `Undo what "opkssh server install" did, as recorded in /etc/opkssh/.install-state.json: remove the
 sshd drop-in (or restore the file it replaced), check sshd's configuration and reload sshd, then
-remove the binary, directories and user that install created. /etc/opkssh and your policy stay
-unless --purge.`,
+remove the binary, directories and user that install created, and give the directories it took over
+(an existing cache or log directory, say) their owner and mode back. Files left behind that belonged
+to a deleted verify user or its group are given to root. /etc/opkssh and your policy stay unless
+--purge.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()

@@ -1,9 +1,11 @@
 // Package serverinstall sets a server up for opkssh and takes it down again: the unprivileged
 // verify user, the binary where sshd accepts it, /etc/opkssh with a starter policy, the cache and
 // log directories, and an sshd_config drop-in. Every step says what it does (and with DryRun only
-// says it), is idempotent, and keeps a backup of any file it replaces. What install created is
-// recorded in a state file so that Uninstall removes exactly that and restores the backups: sshd's
-// configuration is left as it was before.
+// says it), is idempotent, and keeps a backup of any file it replaces. What install created, and
+// the owner and mode of every existing path whose owner or mode it changed, are recorded in a state
+// file so that Uninstall removes exactly that, restores the backups and gives existing paths their
+// owner and mode back: sshd's configuration is left as it was before, and no file is left owned by
+// a verify user that Uninstall deleted.
 package serverinstall
 
 import (
@@ -56,16 +58,28 @@ func Defaults() Options {
 	}
 }
 
-// State records what install created, for Uninstall.
+// State records what install created and changed, for Uninstall.
 type State struct {
-	CreatedUser    bool              `json:"created_user"`
-	CreatedPaths   []string          `json:"created_paths"` // files and directories, in creation order
-	Backups        map[string]string `json:"backups"`       // replaced file -> its backup
-	InstalledAt    time.Time         `json:"installed_at"`
-	Binary         string            `json:"binary"`
-	VerifyUser     string            `json:"verify_user"`
-	DropIn         string            `json:"drop_in"`
-	SSHDConfigFile string            `json:"sshd_config"`
+	CreatedUser  bool              `json:"created_user"`
+	CreatedPaths []string          `json:"created_paths"` // files and directories, in creation order
+	Backups      map[string]string `json:"backups"`       // replaced file -> its backup
+	// Originals are the owner and mode of paths that existed before install and whose owner or
+	// mode it changed (an existing cache directory taken over for the verify user, say).
+	Originals      map[string]Original `json:"originals,omitempty"`
+	InstalledAt    time.Time           `json:"installed_at"`
+	Binary         string              `json:"binary"`
+	VerifyUser     string              `json:"verify_user"`
+	DropIn         string              `json:"drop_in"`
+	SSHDConfigFile string              `json:"sshd_config"`
+	CacheDir       string              `json:"cache_dir,omitempty"`
+	LogDir         string              `json:"log_dir,omitempty"`
+}
+
+// Original is a path's owner and permission bits as install found them.
+type Original struct {
+	UID  int         `json:"uid"`
+	GID  int         `json:"gid"`
+	Mode os.FileMode `json:"mode"`
 }
 
 func (o *Options) fill() {
@@ -145,6 +159,7 @@ func Install(o Options) error {
 		return err
 	}
 	st.Binary, st.VerifyUser, st.DropIn, st.SSHDConfigFile = o.BinaryPath, o.VerifyUser, o.DropIn, o.SSHDConfig
+	st.CacheDir, st.LogDir = o.CacheDir, o.LogDir
 	if st.InstalledAt.IsZero() {
 		st.InstalledAt = o.Now()
 	}
@@ -152,7 +167,7 @@ func Install(o Options) error {
 	steps := []func() error{in.user, in.binary, in.configDir, in.policy, in.cacheAndLog, in.dropIn}
 	for _, step := range steps {
 		if err := step(); err != nil {
-			return err
+			return errors.Join(err, in.saveAfterFailure())
 		}
 	}
 	if err := in.validate(); err != nil {
@@ -164,6 +179,18 @@ func Install(o Options) error {
 		}
 	}
 	return in.reload()
+}
+
+// saveAfterFailure writes the state of a failed install, where it can, so that uninstall can
+// still undo what the steps before the failure did.
+func (in *installer) saveAfterFailure() error {
+	if in.o.DryRun {
+		return nil
+	}
+	if fi, err := os.Stat(in.o.ConfigDir); err != nil || !fi.IsDir() {
+		return nil
+	}
+	return writeState(in.o.statePath(), in.st)
 }
 
 func (in *installer) user() error {
@@ -373,6 +400,7 @@ func (in *installer) ensureMode(path string, mode os.FileMode, uid, gid int) err
 	if in.o.DryRun {
 		return nil
 	}
+	in.recordOriginal(path, fi)
 	if err := os.Chmod(path, mode); err != nil {
 		return err
 	}
@@ -407,6 +435,25 @@ func (in *installer) writeFile(path string, data []byte, mode os.FileMode, uid, 
 	return os.Rename(tmp, path)
 }
 
+// recordOriginal notes the owner and mode of a path install did not create, before it changes
+// them; a later install keeps the first record, which is what the machine had.
+func (in *installer) recordOriginal(path string, fi os.FileInfo) {
+	if in.created(path) {
+		return
+	}
+	if _, ok := in.st.Originals[path]; ok {
+		return
+	}
+	uid, gid, ok := fileowner.Of(fi)
+	if !ok {
+		return
+	}
+	if in.st.Originals == nil {
+		in.st.Originals = map[string]Original{}
+	}
+	in.st.Originals[path] = Original{UID: uid, GID: gid, Mode: fi.Mode().Perm()}
+}
+
 func (in *installer) created(path string) bool {
 	for _, p := range in.st.CreatedPaths {
 		if p == path {
@@ -428,6 +475,7 @@ func (in *installer) undoFile(path string) error {
 	return nil
 }
 
+// copyFile copies src to dst with src's mode and owner, so that restoring the copy restores both.
 func copyFile(src, dst string) error {
 	data, err := os.ReadFile(src)
 	if err != nil {
@@ -437,7 +485,16 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(dst, data, fi.Mode().Perm())
+	if err := os.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
+		return err
+	}
+	if err := os.Chmod(dst, fi.Mode().Perm()); err != nil {
+		return err
+	}
+	if uid, gid, ok := fileowner.Of(fi); ok {
+		return os.Chown(dst, uid, gid)
+	}
+	return nil
 }
 
 func ownerText(mode os.FileMode, uid, gid int, verifyUser string) string {
