@@ -6,7 +6,9 @@
 // root and not writable by group or others, which rules out temporary directories under /tmp. So
 // Install puts the binary, the policy and the log in a fresh 0755 directory under /var/lib, and
 // everything else (host key, config, pid file) lives in the caller's work directory.
-// Everything created is removed by the cleanup functions; sshd is stopped by its PID.
+// Everything created is removed by the cleanup functions; sshd is stopped by its PID. The
+// end-to-end tests also run all of it inside internal/sandbox, so that even a test that fails
+// half-way leaves no account, directory or file on the machine.
 package sshdtest
 
 import (
