@@ -171,7 +171,7 @@ func Install(o Options) error {
 		}
 	}
 	if err := in.validate(); err != nil {
-		return err
+		return errors.Join(err, in.saveAfterFailure())
 	}
 	if !o.DryRun {
 		if err := writeState(o.statePath(), st); err != nil {
