@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -249,7 +250,7 @@ func mountsUnder(dirs []string) ([]string, error) {
 			continue
 		}
 		p := unescapeMountPath(fields[4])
-		if under(p, dirs) && !under(p, out) {
+		if under(p, dirs) && !under(p, out) && !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}

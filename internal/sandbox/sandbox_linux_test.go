@@ -1,13 +1,18 @@
 package sandbox
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // hidden exists on nearly every Linux machine; the sandbox hides it from these tests.
@@ -18,6 +23,9 @@ var unavailable error
 // The tests of this package run in the sandbox they test; the parent fails the run if the
 // machine changed.
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(envNested); dir != "" {
+		os.Exit(nested(dir))
+	}
 	o := Defaults()
 	o.Hide = []string{hidden}
 	os.Exit(Main(o, func(err error) int {
@@ -124,4 +132,76 @@ func TestModuleKept(t *testing.T) {
 	if !os.SameFile(inside, out) {
 		t.Errorf("%s inside is not the machine's", wd)
 	}
+}
+
+// envNested makes the test binary run nested instead of its tests.
+const envNested = "OPKSSH_SANDBOX_TEST_NESTED"
+
+// TestMountsBelowAndKeptPaths builds a sandbox over a directory that has a mount below it and a
+// path to keep, in a nested namespace, and checks from both sides that the mount is still there
+// (read-only), the kept path is shared, and everything else stays inside.
+func TestMountsBelowAndKeptPaths(t *testing.T) {
+	Need(t, unavailable)
+	top := t.TempDir()
+	sub := filepath.Join(top, "sub")
+	for _, d := range []string{sub, filepath.Join(top, "kept")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// This namespace is the sandbox's own: the tmpfs is invisible to the machine.
+	if err := unix.Mount("sub", sub, "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(sub, "file"), []byte("on the mount"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), envNested+"="+top)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nested sandbox: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(top, "written")); err == nil {
+		t.Error("a write in the nested sandbox reached its parent")
+	}
+	if data, err := os.ReadFile(filepath.Join(top, "kept", "file")); err != nil || string(data) != "kept" {
+		t.Errorf("a write to the kept path did not reach the parent: %q %v", data, err)
+	}
+}
+
+// nested runs in TestMountsBelowAndKeptPaths's child: a sandbox over top, with top/kept kept.
+func nested(top string) int {
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, err); return 1 }
+	parentNS, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(os.Getppid()), "ns", "mnt"))
+	if err != nil {
+		return fail(err)
+	}
+	layers, err := os.MkdirTemp("", "nested-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.Remove(layers)
+	o := Options{Dirs: []string{top}, Keep: []string{filepath.Join(top, "kept")}}
+	if err := enter(o, layers, parentNS); err != nil {
+		return fail(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(top, "sub", "file")); err != nil || string(data) != "on the mount" {
+		return fail(fmt.Errorf("the mount below the overlay is gone: %q %v", data, err))
+	}
+	if err := os.WriteFile(filepath.Join(top, "sub", "new"), nil, 0o644); !errors.Is(err, syscall.EROFS) {
+		return fail(fmt.Errorf("writing on the bound-back mount: %v, want read-only", err))
+	}
+	if err := os.WriteFile(filepath.Join(top, "written"), nil, 0o644); err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(filepath.Join(top, "kept", "file"), []byte("kept"), 0o644); err != nil {
+		return fail(err)
+	}
+	return 0
 }
