@@ -17,24 +17,39 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The parent tells the re-executed child where its tmpfs goes and which mount namespace it came
-// from: a child still in that namespace refuses to mount anything, so setting these variables by
-// hand can never put overlays on the machine's own /etc.
+// The parent re-executes the test binary twice over: first as the init (pid 1) of new mount and
+// pid namespaces, which builds the sandbox and reaps orphaned processes, then, from there, as the
+// tests. The variables say which role a process has, where the tmpfs goes and which mount
+// namespace the parent is in: a process still in that namespace refuses to mount anything, so
+// setting these variables by hand can never put overlays on the machine's own /etc.
 const (
-	envDir = "OPKSSH_SANDBOX_DIR"
-	envNS  = "OPKSSH_SANDBOX_PARENT_NS"
+	envRole = "OPKSSH_SANDBOX_ROLE" // roleInit or roleTests
+	envDir  = "OPKSSH_SANDBOX_DIR"
+	envNS   = "OPKSSH_SANDBOX_PARENT_NS"
+	envErr  = "OPKSSH_SANDBOX_ERROR" // why init could not build the sandbox
+
+	roleInit  = "init"
+	roleTests = "tests"
 )
 
+// hostRootFD is the descriptor of the parent's root directory that init and the tests inherit:
+// the sandbox's own tests look at the machine through it.
+const hostRootFD = 3
+
+// hostRoot is the machine's root directory seen from inside ("" outside a sandbox), and
+// parentMountNS the mount namespace the parent ran in.
+var hostRoot, parentMountNS string
+
 // Main runs the tests (run) inside a sandbox and returns the exit code for os.Exit. Called from
-// TestMain, it re-executes the test binary in a new mount namespace and returns the child's code,
-// or 1 if the machine changed meanwhile. In the child, and where no sandbox can be made, it calls
-// run itself, passing nil or the reason there is no sandbox.
+// TestMain, it re-executes the test binary in new mount and pid namespaces and returns the
+// tests' exit code, or 1 if the machine changed meanwhile. In the sandbox, and where no sandbox
+// can be made, it calls run itself, passing nil or the reason there is no sandbox.
 func Main(o Options, run func(unavailable error) int) int {
-	if dir, ok := os.LookupEnv(envDir); ok {
-		parentNS := os.Getenv(envNS)
-		os.Unsetenv(envDir)
-		os.Unsetenv(envNS)
-		return run(enter(o, dir, parentNS))
+	switch os.Getenv(envRole) {
+	case roleInit:
+		return initMain(o)
+	case roleTests:
+		return run(testsEnv())
 	}
 	if os.Geteuid() != 0 {
 		return run(errors.New("making a private mount namespace needs root"))
@@ -56,17 +71,26 @@ func reexec(o Options, run func(error) int) int {
 	if err != nil {
 		return run(err)
 	}
+	root, err := os.Open("/")
+	if err != nil {
+		return run(err)
+	}
+	defer root.Close()
 	dir, err := os.MkdirTemp("", "opkssh-sandbox-")
 	if err != nil {
 		return run(err)
 	}
-	defer os.Remove(dir) // empty here: the tmpfs on it was the child's only
+	defer os.Remove(dir) // empty here: the tmpfs on it was the sandbox's only
 	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), envDir+"="+dir, envNS+"="+ns)
+	cmd.Env = append(os.Environ(), envRole+"="+roleInit, envDir+"="+dir, envNS+"="+ns)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{root} // hostRootFD
 	// Go makes / private (MS_REC|MS_PRIVATE) in the child when it unshares the mount namespace, so
-	// nothing mounted there propagates back.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	// nothing mounted there propagates back. The pid namespace keeps the tests' processes apart
+	// from the machine's (userdel looks for processes of the account's uid), and its end kills
+	// whatever the tests left running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Unshareflags: syscall.CLONE_NEWNS,
+		Pdeathsig: syscall.SIGKILL}
 	// Pdeathsig follows the thread that started the child, not the process: keep this goroutine on
 	// it until the child has exited.
 	runtime.LockOSThread()
@@ -75,7 +99,7 @@ func reexec(o Options, run func(error) int) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
-		return run(fmt.Errorf("starting the tests in a new mount namespace: %w", err))
+		return run(fmt.Errorf("starting the tests in new mount and pid namespaces: %w", err))
 	}
 	go func() {
 		for s := range sigs {
@@ -100,6 +124,83 @@ func reexec(o Options, run func(error) int) int {
 		return 1
 	}
 	return code
+}
+
+// initMain is pid 1 of the sandbox: it builds the sandbox, mounts a /proc that shows the
+// sandbox's processes only, runs the tests as its child, reaps the processes they orphan and
+// returns the tests' exit code. If the sandbox cannot be built the tests still run, told why.
+func initMain(o Options) int {
+	dir, parentNS := os.Getenv(envDir), os.Getenv(envNS)
+	err := enter(o, dir, parentNS)
+	if err == nil && os.Getpid() == 1 {
+		if err = unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			err = fmt.Errorf("mounting /proc for the pid namespace: %w", err)
+		}
+	}
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, envRole+"=") || strings.HasPrefix(kv, envDir+"=") || strings.HasPrefix(kv, envErr+"=")
+	})
+	env = append(env, envRole+"="+roleTests)
+	if err != nil {
+		env = append(env, envErr+"="+err.Error())
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: %v\n", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
+	pid, err := syscall.ForkExec(exe, os.Args, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2, hostRootFD}})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox: starting the tests: %v\n", err)
+		return 1
+	}
+	go func() {
+		for s := range sigs {
+			syscall.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	for {
+		var ws syscall.WaitStatus
+		wpid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "sandbox: waiting for the tests: %v\n", err)
+			return 1
+		}
+		if wpid != pid {
+			continue // an orphan the tests left: reaped, so that no zombie holds its uid
+		}
+		if ws.Exited() {
+			return ws.ExitStatus()
+		}
+		return 1
+	}
+}
+
+// testsEnv reads, in the tests' process, what init left: the reason there is no sandbox, if any,
+// and the descriptor of the machine's root.
+func testsEnv() error {
+	parentNS, initErr := os.Getenv(envNS), os.Getenv(envErr)
+	for _, k := range []string{envRole, envNS, envErr} {
+		os.Unsetenv(k)
+	}
+	if initErr != "" {
+		return errors.New(initErr)
+	}
+	ns, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return err
+	}
+	if parentNS == "" || ns == parentNS {
+		return fmt.Errorf("%s is set but this process shares its parent's mount namespace %s", envRole, ns)
+	}
+	syscall.CloseOnExec(hostRootFD) // the tests' own subprocesses do not get it
+	hostRoot, parentMountNS = "/proc/self/fd/"+strconv.Itoa(hostRootFD), parentNS
+	return nil
 }
 
 // enter builds the sandbox in this (re-executed) process: tmpfs on dir, an overlay on each of

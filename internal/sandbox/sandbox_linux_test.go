@@ -34,10 +34,9 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-// outside is how the machine's own view of path looks from inside: through the root of the
-// parent process, which stayed in the machine's mount namespace.
+// outside is how the machine's own view of path looks from inside.
 func outside(path string) string {
-	return filepath.Join("/proc", strconv.Itoa(os.Getppid()), "root", path)
+	return filepath.Join(hostRoot, path)
 }
 
 func TestInsideAPrivateNamespace(t *testing.T) {
@@ -46,15 +45,33 @@ func TestInsideAPrivateNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parent, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(os.Getppid()), "ns", "mnt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if self == parent {
+	if self == parentMountNS {
 		t.Fatalf("the tests share the parent's mount namespace %s", self)
 	}
 	if err := enter(Defaults(), t.TempDir(), self); err == nil || !strings.Contains(err.Error(), "refusing to mount") {
 		t.Fatalf("enter in the namespace it was told it came from: %v", err)
+	}
+}
+
+// The tests run in their own pid namespace under the sandbox's init: the machine's processes
+// (whose uids userdel would find busy) are not visible.
+func TestOwnPIDNamespace(t *testing.T) {
+	Need(t, unavailable)
+	if os.Getppid() != 1 {
+		t.Errorf("the tests' parent is pid %d, want the sandbox's init, pid 1", os.Getppid())
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, e.Name())
+		}
+	}
+	if len(pids) > 5 {
+		t.Errorf("/proc shows %d processes (%v): the machine's are visible", len(pids), pids)
 	}
 }
 
