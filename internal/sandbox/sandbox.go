@@ -2,8 +2,10 @@
 // directories, so that tests which install opkssh, edit sshd's configuration or create accounts
 // can run on any machine, a contributor's real server included, and leave it as it was.
 //
-// Main re-executes the test binary in a new mount namespace (Linux, root). There, before any test
-// runs, each of Options.Dirs (/etc, /usr/local, /var, /home, /run) is covered by an overlay whose
+// Main re-executes the test binary in new mount and pid namespaces (Linux, root): first as the
+// namespace's init, which builds the sandbox and reaps orphaned processes, then under it as the
+// tests, which see none of the machine's processes and whose leftovers die with the namespace.
+// Before any test runs, each of Options.Dirs (/etc, /usr/local, /var, /home, /run) is covered by an overlay whose
 // writable layer lives on a private tmpfs: the tests see the machine's files, and everything they
 // write, create, chown or delete lands in that tmpfs and is gone when the process exits. Mounts
 // that sat below those directories are bound back (read-only), and the module, the temporary
