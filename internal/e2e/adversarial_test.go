@@ -166,13 +166,7 @@ func TestAdversarial(t *testing.T) {
 	op := startOP(t)
 	// verify runs as sshd runs it: as nobody, from a root-owned directory, with an empty
 	// environment; the policy files are root's, the cache and the log nobody's.
-	in, err := sshdtest.NewInstall(opksshBin, "nobody")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Remove() })
-	uid, gid := nobodyIDs(t)
-	adv = advRunner{bin: in.Binary, ids: [2]uint32{uint32(uid), uint32(gid)}}
+	in := nobodyInstall(t)
 	dir, cacheDir := in.Dir, in.Cache
 	keyPath := login(t, op, "alice@example.com", "ecdsa", filepath.Join(t.TempDir(), "id_ecdsa"))
 	b64, typ := certArgs(t, keyPath)
@@ -380,6 +374,36 @@ type advRunner struct {
 }
 
 var adv advRunner
+
+// nobodyInstall copies the binary into a fresh root-owned directory (with a nobody-owned key
+// cache) and makes verifyAsSSHD run it from there as nobody.
+func nobodyInstall(t *testing.T) *sshdtest.Install {
+	t.Helper()
+	in, err := sshdtest.NewInstall(opksshBin, "nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Remove() })
+	uid, gid := nobodyIDs(t)
+	adv = advRunner{bin: in.Binary, ids: [2]uint32{uint32(uid), uint32(gid)}}
+	return in
+}
+
+// nobodyLog returns a fresh, empty decision log in in's directory that nobody may write.
+func nobodyLog(t *testing.T, in *sshdtest.Install) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(in.Dir, "log-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "verify.log")
+	for _, err := range []error{os.Chmod(dir, 0o755), os.WriteFile(log, nil, 0o600), os.Chown(log, int(adv.ids[0]), int(adv.ids[1]))} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return log
+}
 
 // verifyAsSSHD runs the binary as sshd would: as the unprivileged AuthorizedKeysCommandUser, no
 // environment, working directory /, RLIMIT_MEMLOCK 0.

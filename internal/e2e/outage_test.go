@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/opkssh-team/opkssh/internal/logintest"
-	"github.com/opkssh-team/opkssh/internal/sshdtest"
 )
 
 // hangingOP accepts connections on loopback and never answers: an OP that is down in the worst
@@ -67,25 +66,12 @@ func TestOutageBackoff(t *testing.T) {
 	c["iss"] = hang
 	token := m.forge(c)
 
-	in, err := sshdtest.NewInstall(opksshBin, "nobody")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Remove() })
-	uid, gid := nobodyIDs(t)
-	adv = advRunner{bin: in.Binary, ids: [2]uint32{uint32(uid), uint32(gid)}}
+	in := nobodyInstall(t)
 	if err := in.WritePolicy(policy(hang, advRules)); err != nil {
 		t.Fatal(err)
 	}
 	run := func(cache string) (time.Duration, string) {
-		dir, err := os.MkdirTemp(in.Dir, "log-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(dir, 0o755)
-		log := filepath.Join(dir, "verify.log")
-		os.WriteFile(log, nil, 0o600)
-		os.Chown(log, uid, gid)
+		log := nobodyLog(t, in)
 		start := time.Now()
 		stdout, code := verifyAsSSHD(t, "--policy", in.Policy, "--cache-dir", cache, "--log-file", log, "--timeout", "1500ms", "--", "alice", token.b64, token.typ)
 		d := time.Since(start)
@@ -115,7 +101,7 @@ func TestOutageBackoff(t *testing.T) {
 	// Six verifies at once with an empty cache: one of them asks the OP.
 	cache2 := filepath.Join(in.Dir, "cache2")
 	os.Mkdir(cache2, 0o700)
-	os.Chown(cache2, uid, gid)
+	os.Chown(cache2, int(adv.ids[0]), int(adv.ids[1]))
 	before := requests.Load()
 	var wg sync.WaitGroup
 	var mu sync.Mutex

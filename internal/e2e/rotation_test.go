@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opkssh-team/opkssh/internal/sshdtest"
 	"github.com/opkssh-team/opkssh/internal/testop"
 	"github.com/opkssh-team/opkssh/verifier"
 )
@@ -30,27 +29,14 @@ func TestKeyRotationAndCacheControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { op.Close() })
-	in, err := sshdtest.NewInstall(opksshBin, "nobody")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Remove() })
-	uid, gid := nobodyIDs(t)
-	adv = advRunner{bin: in.Binary, ids: [2]uint32{uint32(uid), uint32(gid)}}
+	in := nobodyInstall(t)
 	if err := in.WritePolicy(policy(op.Issuer(), advRules)); err != nil {
 		t.Fatal(err)
 	}
 	verify := func(keyPath, wantKeys string) {
 		t.Helper()
 		b64, typ := certArgs(t, keyPath)
-		dir, err := os.MkdirTemp(in.Dir, "log-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.Chmod(dir, 0o755)
-		log := filepath.Join(dir, "verify.log")
-		os.WriteFile(log, nil, 0o600)
-		os.Chown(log, uid, gid)
+		log := nobodyLog(t, in)
 		stdout, code := verifyAsSSHD(t, "--policy", in.Policy, "--cache-dir", in.Cache, "--log-file", log, "--", "alice", b64, typ)
 		_, decision := decisionLog(t, log)
 		if code != 0 || stdout == "" || decision["keys"] != wantKeys {
