@@ -159,11 +159,21 @@ func TestInstall(t *testing.T) {
 }
 
 // TestSSHRunsTheBlock checks the quoting against the real ssh: "ssh -G" runs Match exec (OpenSSH
-// 9.2 does; the test skips where it does not), and the command must reach a binary whose path
-// holds a space, a "%" and a "$".
+// 9.2 does), and the command must reach a binary whose path holds a space, a "%" and a "$". A
+// control block with a plain path first shows that this ssh runs Match exec at all, so a block that
+// never runs its binary is a failure (a quoting bug looks exactly like that), not a skip.
 func TestSSHRunsTheBlock(t *testing.T) {
 	if _, err := exec.LookPath("ssh"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no ssh client in CI")
+		}
 		t.Skip("no ssh client")
+	}
+	if !sshRunsMatchExec(t) {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ssh -G does not run Match exec even for a plain path")
+		}
+		t.Skip("this ssh does not run Match exec for -G")
 	}
 	dir := filepath.Join(t.TempDir(), "my tools %h $HOME")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -194,12 +204,35 @@ func TestSSHRunsTheBlock(t *testing.T) {
 		t.Errorf("ssh -G does not apply the line after the block:\n%s", out)
 	}
 	got, err := os.ReadFile(marker)
-	if os.IsNotExist(err) {
-		t.Skip("this ssh does not run Match exec for -G")
+	if err != nil {
+		t.Fatalf("ssh ran the control Match exec but the block never ran %s (quoting?): %v\n%s", bin, err, b)
 	}
 	if string(got) != "login --if-needed --quiet corp\n" {
 		t.Fatalf("the block ran the binary with %q", got)
 	}
+}
+
+// sshRunsMatchExec reports whether "ssh -G" runs a Match exec command given by a plain path that
+// needs no quoting.
+func sshRunsMatchExec(t *testing.T) bool {
+	t.Helper()
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	bin := filepath.Join(dir, "probe")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n: > "+marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config")
+	if err := os.WriteFile(cfg, []byte("Match exec "+bin+"\n  User probe\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ssh", "-G", "-F", cfg, "somehost")
+	cmd.Env = append(os.Environ(), "SHELL=/bin/sh")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ssh -G rejected the control block: %v\n%s", err, out)
+	}
+	_, err := os.Stat(marker)
+	return err == nil
 }
 
 func mode(t *testing.T, path string, want os.FileMode) {
