@@ -4,7 +4,8 @@ package e2e
 // a root-owned directory, empty environment, working directory /, RLIMIT_MEMLOCK 0,
 // `opkssh verify %u %k %t` plus the server's flags) against certificates, tokens and
 // policies an attacker would try. Every attack must exit 1, print nothing on stdout and log exactly
-// one JSON decision carrying the reason below; a control case must exit 0 with one line. One test
+// one JSON decision carrying the reason below and a detail naming the cause (several attacks share
+// a reason); a control case must exit 0 with one line. One test
 // OP and one browser login serve every case; the other tokens are minted with the OP's own signing
 // key (claims it would never issue) or with keys it never had.
 //
@@ -134,7 +135,11 @@ type attack struct {
 	policy    string                  // policies.yaml; "" means the test provider with advRules
 	prepare   func(path string) error // runs on the written policy file
 	reason    string                  // the expected reason code; "allowed" for a control case
+	detail    string                  // a substring of the logged detail; several attacks share a reason
 }
+
+// twoSignatures is the detail of a PK token refused for its set of signatures.
+const twoSignatures = "PK token must carry exactly two signatures, the OP's and the client's"
 
 // notRun is the expectation of a case that the command line parser refuses before verify runs.
 const notRun = "-"
@@ -196,49 +201,49 @@ func TestAdversarial(t *testing.T) {
 		{name: "control: forged token with honest claims", principal: "alice", cert: m.forge(honestClaims), reason: "allowed"},
 
 		// The OP's signature and its algorithm.
-		{name: "foreign RSA key under the OP's kid", principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, m.kid)), reason: "bad_op_signature"},
-		{name: "foreign RSA key under a new kid", principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, "attacker-kid")), reason: "unknown_signing_key"},
+		{name: "foreign RSA key under the OP's kid", detail: `OP signature does not verify with key "` + m.kid + `"`, principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, m.kid)), reason: "bad_op_signature"},
+		{name: "foreign RSA key under a new kid", detail: `no key with kid "attacker-kid" in the JWKS of provider test`, principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, "attacker-kid")), reason: "unknown_signing_key"},
 		{name: "control: no kid while the JWKS has two keys (each fitting key is tried)", principal: "alice", cert: m.mint(honestClaims, m.opSigner("RS256", "")), reason: "allowed"},
-		{name: "foreign RSA key without kid", principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, "")), reason: "bad_op_signature"},
-		{name: "alg none", principal: "alice", cert: m.mint(honestClaims, unsigned(m.kid)), reason: "alg_not_allowed"},
-		{name: "HS256 keyed with the OP's public key as PEM", principal: "alice", cert: m.mint(honestClaims, signer("HS256", pubPEM, m.kid)), reason: "alg_not_allowed"},
-		{name: "HS256 keyed with the OP's public key as JWK", principal: "alice", cert: m.mint(honestClaims, signer("HS256", pubJWK, m.kid)), reason: "alg_not_allowed"},
-		{name: "ES256 header naming the OP's RSA kid", principal: "alice", cert: m.mint(honestClaims, signer("ES256", foreignEC, m.kid)), reason: "alg_not_allowed"},
-		{name: "PS256 by the OP's key whose JWK says RS256", principal: "alice", cert: m.mint(honestClaims, m.opSigner("PS256", m.kid)), reason: "alg_not_allowed"},
+		{name: "foreign RSA key without kid", detail: "ID token has no kid and its OP signature verifies with none of the 2 keys that fit RS256", principal: "alice", cert: m.mint(honestClaims, signer("RS256", foreignRSA, "")), reason: "bad_op_signature"},
+		{name: "alg none", detail: `ID token algorithm "none" is not accepted`, principal: "alice", cert: m.mint(honestClaims, unsigned(m.kid)), reason: "alg_not_allowed"},
+		{name: "HS256 keyed with the OP's public key as PEM", detail: `ID token algorithm "HS256" is not accepted`, principal: "alice", cert: m.mint(honestClaims, signer("HS256", pubPEM, m.kid)), reason: "alg_not_allowed"},
+		{name: "HS256 keyed with the OP's public key as JWK", detail: `ID token algorithm "HS256" is not accepted`, principal: "alice", cert: m.mint(honestClaims, signer("HS256", pubJWK, m.kid)), reason: "alg_not_allowed"},
+		{name: "ES256 header naming the OP's RSA kid", detail: "algorithm ES256 does not fit a key of type RSA", principal: "alice", cert: m.mint(honestClaims, signer("ES256", foreignEC, m.kid)), reason: "alg_not_allowed"},
+		{name: "PS256 by the OP's key whose JWK says RS256", detail: "key is for RS256, token uses PS256", principal: "alice", cert: m.mint(honestClaims, m.opSigner("PS256", m.kid)), reason: "alg_not_allowed"},
 
 		// The payload and the client's commitment.
-		{name: "payload changed after signing, client re-signs", principal: "alice", cert: m.mint(with(func(c map[string]any) { c["email"] = "root@example.com" }), swapPayload(opSigned, honestClaims)), reason: "bad_op_signature"},
-		{name: "payload changed after signing, client signature kept", principal: "alice", cert: m.tamperHonest("alice@example.com", "admin@example.com"), reason: "bad_client_signature"},
-		{name: "client signature by another key", principal: "alice", cert: m.mintWith(honestClaims, opSigned, foreignEC), reason: "bad_client_signature"},
-		{name: "nonce committing to another key", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = m.otherNonce() })), reason: "commitment_mismatch"},
-		{name: "OP-signed access token (typ at+jwt) instead of an ID token", principal: "alice", cert: m.mint(honestClaims, m.typedOPSigner("at+jwt")), reason: "pk_token_malformed"},
-		{name: "OP signature typed as the client's (CIC)", principal: "alice", cert: m.mint(honestClaims, m.typedOPSigner("CIC")), reason: "pk_token_malformed"},
+		{name: "payload changed after signing, client re-signs", detail: `OP signature does not verify with key "` + m.kid + `"`, principal: "alice", cert: m.mint(with(func(c map[string]any) { c["email"] = "root@example.com" }), swapPayload(opSigned, honestClaims)), reason: "bad_op_signature"},
+		{name: "payload changed after signing, client signature kept", detail: "client signature: ", principal: "alice", cert: m.tamperHonest("alice@example.com", "admin@example.com"), reason: "bad_client_signature"},
+		{name: "client signature by another key", detail: "client signature: ", principal: "alice", cert: m.mintWith(honestClaims, opSigned, foreignEC), reason: "bad_client_signature"},
+		{name: "nonce committing to another key", detail: "nonce does not commit to the client instance claims", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = m.otherNonce() })), reason: "commitment_mismatch"},
+		{name: "OP-signed access token (typ at+jwt) instead of an ID token", detail: "is an access token (typ at+jwt), not an ID token", principal: "alice", cert: m.mint(honestClaims, m.typedOPSigner("at+jwt")), reason: "pk_token_malformed"},
+		{name: "OP signature typed as the client's (CIC)", detail: twoSignatures, principal: "alice", cert: m.mint(honestClaims, m.typedOPSigner("CIC")), reason: "pk_token_malformed"},
 		{name: "control: OP signature without typ", principal: "alice", cert: m.mint(honestClaims, m.typedOPSigner("")), reason: "allowed"},
-		{name: "nonce claim is a number", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = 12345 })), reason: "claims_malformed"},
+		{name: "nonce claim is a number", detail: "nonce of type string", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nonce"] = 12345 })), reason: "claims_malformed"},
 
 		// The certificate.
-		{name: "honest PK token replayed for another key", principal: "alice", cert: m.wrap(foreignEC, m.honestPKT), reason: "key_mismatch"},
-		{name: "certificate signed by another key", principal: "alice", cert: m.crossSigned(foreignEC), reason: "cert_malformed"},
-		{name: "blob declared as another key type", principal: "alice", cert: cred{honest.b64, ssh.CertAlgoED25519v01}, reason: "cert_malformed"},
-		{name: "plain key instead of a certificate", principal: "alice", cert: m.plainKey(), reason: "not_a_certificate"},
-		{name: "%k of 128 KiB - 1", principal: "alice", cert: cred{strings.Repeat("A", 128<<10-1), honest.typ}, reason: "cert_malformed"},
-		{name: "no openpubkey-pkt extension", principal: "alice", cert: m.withExtension(nil), reason: "no_pk_token"},
-		{name: "garbage in the extension", principal: "alice", cert: m.withExtension([]byte("garbage:\x00\xff:not-a-token")), reason: "pk_token_malformed"},
-		{name: "extra cosigner signature", principal: "alice", cert: m.cosigned(), reason: "pk_token_malformed"},
-		{name: "extra unchecked OP signature before the real one", principal: "alice", reason: "pk_token_malformed",
+		{name: "honest PK token replayed for another key", detail: "is not the key the ID token commits to", principal: "alice", cert: m.wrap(foreignEC, m.honestPKT), reason: "key_mismatch"},
+		{name: "certificate signed by another key", detail: "signed by a key other than its own", principal: "alice", cert: m.crossSigned(foreignEC), reason: "cert_malformed"},
+		{name: "blob declared as another key type", detail: `declared type "ssh-ed25519-cert-v01@openssh.com" but the blob is "ecdsa-sha2-nistp256-cert-v01@openssh.com"`, principal: "alice", cert: cred{honest.b64, ssh.CertAlgoED25519v01}, reason: "cert_malformed"},
+		{name: "plain key instead of a certificate", detail: "is a plain key", principal: "alice", cert: m.plainKey(), reason: "not_a_certificate"},
+		{name: "%k of 128 KiB - 1", detail: "131071 bytes of base64 exceed the 65536 byte limit", principal: "alice", cert: cred{strings.Repeat("A", 128<<10-1), honest.typ}, reason: "cert_malformed"},
+		{name: "no openpubkey-pkt extension", detail: "no openpubkey-pkt extension", principal: "alice", cert: m.withExtension(nil), reason: "no_pk_token"},
+		{name: "garbage in the extension", detail: twoSignatures, principal: "alice", cert: m.withExtension([]byte("garbage:\x00\xff:not-a-token")), reason: "pk_token_malformed"},
+		{name: "extra cosigner signature", detail: twoSignatures, principal: "alice", cert: m.cosigned(), reason: "pk_token_malformed"},
+		{name: "extra unchecked OP signature before the real one", detail: twoSignatures, principal: "alice", reason: "pk_token_malformed",
 			cert: m.honestEdited(func(s []string) []string { return append([]string{s[0], s[1], "AAAA"}, s[1:]...) })},
-		{name: "no client signature", principal: "alice", cert: m.honestEdited(func(s []string) []string { return s[:3] }), reason: "pk_token_malformed"},
+		{name: "no client signature", detail: twoSignatures, principal: "alice", cert: m.honestEdited(func(s []string) []string { return s[:3] }), reason: "pk_token_malformed"},
 
 		// Issuer and audience.
-		{name: "issuer not configured", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https://evil.example.com" })), reason: "unknown_issuer"},
-		{name: "issuer with a trailing slash", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = iss + "/" })), reason: "unknown_issuer"},
-		{name: "issuer with https for http", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https" + strings.TrimPrefix(iss, "http") })), reason: "unknown_issuer"},
-		{name: "issuer in upper case", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = strings.ToUpper(iss) })), reason: "unknown_issuer"},
-		{name: "aud string without a configured client id", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = "other-client" })), reason: "audience_mismatch"},
-		{name: "aud array without a configured client id", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = []string{"a", "b"} })), reason: "audience_mismatch"},
+		{name: "issuer not configured", detail: `no provider in the policy has issuer "https://evil.example.com"`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https://evil.example.com" })), reason: "unknown_issuer"},
+		{name: "issuer with a trailing slash", detail: `has issuer "` + iss + `/"`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = iss + "/" })), reason: "unknown_issuer"},
+		{name: "issuer with https for http", detail: `has issuer "https` + strings.TrimPrefix(iss, "http") + `"`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https" + strings.TrimPrefix(iss, "http") })), reason: "unknown_issuer"},
+		{name: "issuer in upper case", detail: `has issuer "` + strings.ToUpper(iss) + `"`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = strings.ToUpper(iss) })), reason: "unknown_issuer"},
+		{name: "aud string without a configured client id", detail: `audience ["other-client"] contains none of the client IDs ["opkssh"]`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = "other-client" })), reason: "audience_mismatch"},
+		{name: "aud array without a configured client id", detail: `audience ["a" "b"] contains none of the client IDs ["opkssh"]`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = []string{"a", "b"} })), reason: "audience_mismatch"},
 		{name: "control: aud array with the client id second", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"] = []string{"other-client", "opkssh"} })), reason: "allowed"},
 
-		{name: "azp naming another client while aud lists ours", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"], c["azp"] = []string{"opkssh", "other-client"}, "other-client" })), reason: "audience_mismatch"},
+		{name: "azp naming another client while aud lists ours", detail: `authorized party (azp) "other-client" is not one of the client IDs ["opkssh"]`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"], c["azp"] = []string{"opkssh", "other-client"}, "other-client" })), reason: "audience_mismatch"},
 		{name: "control: azp naming our client", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["aud"], c["azp"] = []string{"opkssh", "other-client"}, "opkssh" })), reason: "allowed"},
 		// Google documents that its ID tokens carry iss with or without the scheme (keys pinned to
 		// the test OP's, so that a loopback test can stand in for accounts.google.com).
@@ -246,81 +251,81 @@ func TestAdversarial(t *testing.T) {
 			policy: policy("https://accounts.google.com", advRules), prepare: pinFile("jwks_file", "", 0o644, m.jwks()), reason: "allowed"},
 		{name: "control: Google's iss with the scheme", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https://accounts.google.com" })),
 			policy: policy("https://accounts.google.com", advRules), prepare: pinFile("jwks_file", "", 0o644, m.jwks()), reason: "allowed"},
-		{name: "Google's scheme-less iss with http", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "http://accounts.google.com" })),
+		{name: "Google's scheme-less iss with http", detail: `has issuer "http://accounts.google.com"`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "http://accounts.google.com" })),
 			policy: policy("https://accounts.google.com", advRules), prepare: pinFile("jwks_file", "", 0o644, m.jwks()), reason: "unknown_issuer"},
-		{name: "scheme-less iss for an issuer other than Google's", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = strings.TrimPrefix(iss, "http://") })), reason: "unknown_issuer"},
-		{name: "discovery redirects (to the real OP)", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = redirector })),
+		{name: "scheme-less iss for an issuer other than Google's", detail: `has issuer "` + strings.TrimPrefix(iss, "http://") + `"`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = strings.TrimPrefix(iss, "http://") })), reason: "unknown_issuer"},
+		{name: "discovery redirects (to the real OP)", detail: "which verify does not follow", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = redirector })),
 			policy: policy(redirector, advRules), reason: "keys_unavailable"},
 
 		// The client's key: bounded before any signature is checked.
-		{name: "client key of 100,000 bits with exponent 2^31-1 in the PK token", principal: "alice", cert: m.hugeClientKey(), reason: "key_mismatch"},
+		{name: "client key of 100,000 bits with exponent 2^31-1 in the PK token", detail: "is not the key the ID token commits to", principal: "alice", cert: m.hugeClientKey(), reason: "key_mismatch"},
 
 		// The refreshed ID token passes the original's rules.
 		{name: "control: refreshed ID token continuing the login", principal: "alice", cert: m.refreshed(m.opSigner("RS256", m.kid), nil), reason: "allowed"},
-		{name: "refreshed ID token typed at+jwt", principal: "alice", cert: m.refreshed(m.typedOPSigner("at+jwt"), nil), reason: "refreshed_token_invalid"},
-		{name: "refreshed ID token with azp of another client", principal: "alice", reason: "refreshed_token_invalid",
+		{name: "refreshed ID token typed at+jwt", detail: `refreshed ID token: the OP's signed token has typ "at+jwt"`, principal: "alice", cert: m.refreshed(m.typedOPSigner("at+jwt"), nil), reason: "refreshed_token_invalid"},
+		{name: "refreshed ID token with azp of another client", detail: `refreshed ID token: authorized party (azp) "other-client"`, principal: "alice", reason: "refreshed_token_invalid",
 			cert: m.refreshed(m.opSigner("RS256", m.kid), func(c map[string]any) { c["azp"] = "other-client" })},
 
 		// Pinned keys and CA roots are trust boundaries: others must not be able to write them.
 		{name: "control: pinned jwks_file", principal: "alice", cert: honest, prepare: pinFile("jwks_file", "", 0o644, m.jwks()), reason: "allowed"},
-		{name: "pinned jwks_file writable by others", principal: "alice", cert: honest, prepare: pinFile("jwks_file", "", 0o666, m.jwks()), reason: "provider_broken"},
-		{name: "pinned jwks_file in a directory writable by others", principal: "alice", cert: honest, prepare: pinFile("jwks_file", "open", 0o644, m.jwks()), reason: "provider_broken"},
-		{name: "pinned jwks_file owned by nobody", principal: "alice", cert: honest, prepare: chownAfter(pinFile("jwks_file", "", 0o644, m.jwks()), "jwks_file", nobody), reason: "provider_broken"},
-		{name: "ca_file writable by group", principal: "alice", cert: honest, prepare: pinFile("ca_file", "", 0o664, []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")), reason: "provider_broken"},
+		{name: "pinned jwks_file writable by others", detail: "jwks.data is writable by group or others (mode 0666)", principal: "alice", cert: honest, prepare: pinFile("jwks_file", "", 0o666, m.jwks()), reason: "provider_broken"},
+		{name: "pinned jwks_file in a directory writable by others", detail: "/open is writable by group or others (mode 0777)", principal: "alice", cert: honest, prepare: pinFile("jwks_file", "open", 0o644, m.jwks()), reason: "provider_broken"},
+		{name: "pinned jwks_file owned by nobody", detail: "jwks.data is owned by uid 65534", principal: "alice", cert: honest, prepare: chownAfter(pinFile("jwks_file", "", 0o644, m.jwks()), "jwks_file", nobody), reason: "provider_broken"},
+		{name: "ca_file writable by group", detail: "ca.data is writable by group or others (mode 0664)", principal: "alice", cert: honest, prepare: pinFile("ca_file", "", 0o664, []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")), reason: "provider_broken"},
 
 		// Time.
-		{name: "expired 24h after iat", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = now.Add(-25 * time.Hour).Unix() })), reason: "token_expired"},
-		{name: "expiration oidc and exp in the past", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"], c["exp"] = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix() })),
+		{name: "expired 24h after iat", detail: "(24h0m0s after iat)", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = now.Add(-25 * time.Hour).Unix() })), reason: "token_expired"},
+		{name: "expiration oidc and exp in the past", detail: "(provider uses the token's exp)", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"], c["exp"] = now.Add(-2*time.Hour).Unix(), now.Add(-time.Hour).Unix() })),
 			policy: strings.Replace(base, "expiration: 24h", "expiration: oidc", 1), reason: "token_expired"},
-		{name: "iat in the future beyond the skew", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = now.Add(time.Hour).Unix() })), reason: "issued_in_future"},
-		{name: "nbf in the future beyond the skew", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nbf"] = now.Add(10 * time.Minute).Unix() })), reason: "token_not_yet_valid"},
+		{name: "iat in the future beyond the skew", detail: "more than 2m0s in the future", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = now.Add(time.Hour).Unix() })), reason: "issued_in_future"},
+		{name: "nbf in the future beyond the skew", detail: "(nbf), more than 2m0s from now", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nbf"] = now.Add(10 * time.Minute).Unix() })), reason: "token_not_yet_valid"},
 		{name: "control: nbf within the skew", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nbf"] = now.Add(time.Minute).Unix() })), reason: "allowed"},
-		{name: "nbf not a number", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nbf"] = "soon" })), reason: "claims_malformed"},
+		{name: "nbf not a number", detail: "token's nbf is not a number", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["nbf"] = "soon" })), reason: "claims_malformed"},
 
 		// Claims against the policy.
-		{name: "email_verified false", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email_verified"] = false })), reason: "email_not_verified"},
-		{name: "email_verified missing", principal: "alice", cert: m.forge(with(func(c map[string]any) { delete(c, "email_verified") })), reason: "email_not_verified"},
-		{name: "email_verified the string true", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email_verified"] = "true" })), reason: "email_not_verified"},
-		{name: "email_domain lookalike example.com.evil.io", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@example.com.evil.io" })), reason: "no_matching_identity"},
-		{name: "email_domain lookalike evilexample.com", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@evilexample.com" })), reason: "no_matching_identity"},
+		{name: "email_verified false", detail: "policy denies alice@example.com as alice", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email_verified"] = false })), reason: "email_not_verified"},
+		{name: "email_verified missing", detail: "policy denies alice@example.com as alice", principal: "alice", cert: m.forge(with(func(c map[string]any) { delete(c, "email_verified") })), reason: "email_not_verified"},
+		{name: "email_verified the string true", detail: "policy denies alice@example.com as alice", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email_verified"] = "true" })), reason: "email_not_verified"},
+		{name: "email_domain lookalike example.com.evil.io", detail: "policy denies alice@example.com.evil.io as corp", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@example.com.evil.io" })), reason: "no_matching_identity"},
+		{name: "email_domain lookalike evilexample.com", detail: "policy denies alice@evilexample.com as corp", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@evilexample.com" })), reason: "no_matching_identity"},
 		{name: "control: email_domain in upper case", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@EXAMPLE.com" })), reason: "allowed"},
-		{name: "email with two @ against email_domain", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "x@evil.org@example.com" })), reason: "no_matching_identity"},
-		{name: "email with a quoted local part against email_domain", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = `"x@evil.org"@example.com` })), reason: "no_matching_identity"},
-		{name: "email with a trailing space against email", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@example.com " })), reason: "no_matching_identity"},
-		{name: "malformed email beside a deny entry", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["email"] = " mallory@example.com" })),
+		{name: "email with two @ against email_domain", detail: "policy denies x@evil.org@example.com as corp", principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = "x@evil.org@example.com" })), reason: "no_matching_identity"},
+		{name: "email with a quoted local part against email_domain", detail: `policy denies "x@evil.org"@example.com as corp`, principal: "corp", cert: m.forge(with(func(c map[string]any) { c["email"] = `"x@evil.org"@example.com` })), reason: "no_matching_identity"},
+		{name: "email with a trailing space against email", detail: "policy denies alice@example.com  as alice", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["email"] = "alice@example.com " })), reason: "no_matching_identity"},
+		{name: "malformed email beside a deny entry", detail: "policy denies  mallory@example.com as ops", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["email"] = " mallory@example.com" })),
 			policy: base + "deny:\n  - email: mallory@example.com\n", reason: "denied_by_deny_list"},
 		{name: "control: groups as a single string", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = "admins" })), reason: "allowed"},
-		{name: "groups as one string never split", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = "dev,admins" })), reason: "no_matching_identity"},
-		{name: "groups as a number", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = 7 })), reason: "no_matching_identity"},
+		{name: "groups as one string never split", detail: "policy denies alice@example.com as ops", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = "dev,admins" })), reason: "no_matching_identity"},
+		{name: "groups as a number", detail: "policy denies alice@example.com as ops", principal: "ops", cert: m.forge(with(func(c map[string]any) { c["groups"] = 7 })), reason: "no_matching_identity"},
 		{name: "control: iat with a fraction", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iat"] = float64(now.Unix()) + 0.25 })), reason: "allowed"},
 
 		// The principal (%u).
-		{name: "principal with a newline", principal: "alice\nroot", cert: honest, reason: "bad_request"},
-		{name: "principal with a quote", principal: `alice"`, cert: honest, reason: "bad_request"},
-		{name: "principal with a comma", principal: "alice,root", cert: honest, reason: "bad_request"},
-		{name: "principal with a dollar", principal: "alice$", cert: honest, reason: "bad_request"},
-		{name: "principal with a leading dash", principal: "-alice", cert: honest, reason: "bad_request"},
+		{name: "principal with a newline", detail: `principal "alice\nroot" is not a valid user name`, principal: "alice\nroot", cert: honest, reason: "bad_request"},
+		{name: "principal with a quote", detail: `principal "alice\"" is not a valid user name`, principal: `alice"`, cert: honest, reason: "bad_request"},
+		{name: "principal with a comma", detail: `principal "alice,root" is not a valid user name`, principal: "alice,root", cert: honest, reason: "bad_request"},
+		{name: "principal with a dollar", detail: `principal "alice$" is not a valid user name`, principal: "alice$", cert: honest, reason: "bad_request"},
+		{name: "principal with a leading dash", detail: `principal "-alice" is not a valid user name`, principal: "-alice", cert: honest, reason: "bad_request"},
 		{name: "principal with a leading dash, no --", principal: "-alice", cert: honest, reason: notRun},
-		{name: "principal of 1000 characters", principal: strings.Repeat("a", 1000), cert: honest, reason: "bad_request"},
-		{name: "empty principal", principal: "", cert: honest, reason: "bad_request"},
+		{name: "principal of 1000 characters", detail: `principal "` + strings.Repeat("a", 80) + `…" is not a valid user name`, principal: strings.Repeat("a", 1000), cert: honest, reason: "bad_request"},
+		{name: "empty principal", detail: `principal "" is not a valid user name`, principal: "", cert: honest, reason: "bad_request"},
 
 		// The policy.
-		{name: "rule for alice used for root", principal: "root", cert: honest, reason: "no_rule_for_principal"},
-		{name: "deny entry beside a matching allow", principal: "alice", cert: honest, policy: base + "deny:\n  - email: alice@example.com\n", reason: "denied_by_deny_list"},
-		{name: "policy writable by group", principal: "alice", cert: honest, prepare: chmod(0o664), reason: "policy_error"},
-		{name: "policy writable by others", principal: "alice", cert: honest, prepare: chmod(0o646), reason: "policy_error"},
-		{name: "policy owned by nobody", principal: "alice", cert: honest, prepare: func(p string) error { return os.Chown(p, nobody, -1) }, reason: "policy_error"},
-		{name: "policy directory writable by others", principal: "alice", cert: honest, prepare: func(p string) error { return os.Chmod(filepath.Dir(p), 0o757) }, reason: "policy_error"},
-		{name: "policy with an unknown key", principal: "alice", cert: honest, policy: strings.Replace(base, "identities:", "identitys:", 1), reason: "policy_error"},
-		{name: "policy with a duplicate key", principal: "alice", cert: honest, policy: strings.Replace(base, "    provider: test\n", "    provider: test\n    provider: test\n", 1), reason: "policy_error"},
-		{name: "policy with a wrong type", principal: "alice", cert: honest, policy: strings.Replace(base, "principals: [alice]", "principals: {alice: 1}", 1), reason: "policy_error"},
-		{name: "claim rule on typ (every token of some OPs says ID)", principal: "alice", cert: honest,
+		{name: "rule for alice used for root", detail: "policy denies alice@example.com as root", principal: "root", cert: honest, reason: "no_rule_for_principal"},
+		{name: "deny entry beside a matching allow", detail: "policy denies alice@example.com as alice", principal: "alice", cert: honest, policy: base + "deny:\n  - email: alice@example.com\n", reason: "denied_by_deny_list"},
+		{name: "policy writable by group", detail: "policies.yaml is writable by group or others (mode 0664)", principal: "alice", cert: honest, prepare: chmod(0o664), reason: "policy_error"},
+		{name: "policy writable by others", detail: "policies.yaml is writable by group or others (mode 0646)", principal: "alice", cert: honest, prepare: chmod(0o646), reason: "policy_error"},
+		{name: "policy owned by nobody", detail: "policies.yaml is owned by uid 65534, which is not trusted", principal: "alice", cert: honest, prepare: func(p string) error { return os.Chown(p, nobody, -1) }, reason: "policy_error"},
+		{name: "policy directory writable by others", detail: "is writable by group or others (mode 0757)", principal: "alice", cert: honest, prepare: func(p string) error { return os.Chmod(filepath.Dir(p), 0o757) }, reason: "policy_error"},
+		{name: "policy with an unknown key", detail: `policies.yaml:11: rules[0]: unknown key "identitys"`, principal: "alice", cert: honest, policy: strings.Replace(base, "identities:", "identitys:", 1), reason: "policy_error"},
+		{name: "policy with a duplicate key", detail: `policies.yaml:11: rules[0]: duplicate key "provider" (first at line 10)`, principal: "alice", cert: honest, policy: strings.Replace(base, "    provider: test\n", "    provider: test\n    provider: test\n", 1), reason: "policy_error"},
+		{name: "policy with a wrong type", detail: "policies.yaml:9: rules[0].principals: expected a list, found a mapping", principal: "alice", cert: honest, policy: strings.Replace(base, "principals: [alice]", "principals: {alice: 1}", 1), reason: "policy_error"},
+		{name: "claim rule on typ (every token of some OPs says ID)", detail: `rules[0].identities[0].claim: claim "typ" does not identify a person`, principal: "alice", cert: honest,
 			policy: strings.Replace(base, "      - email: alice@example.com\n", "      - claim: {name: typ, value: ID}\n", 1), reason: "policy_error"},
-		{name: "claim rule on client_id", principal: "alice", cert: honest,
+		{name: "claim rule on client_id", detail: `rules[0].identities[0].claim: claim "client_id" does not identify a person`, principal: "alice", cert: honest,
 			policy: strings.Replace(base, "      - email: alice@example.com\n", "      - claim: {name: client_id, value: opkssh}\n", 1), reason: "policy_error"},
-		{name: "client_ids as a string", principal: "alice", cert: honest, policy: strings.Replace(base, "client_ids: [opkssh]", "client_ids: opkssh", 1), reason: "provider_broken"},
+		{name: "client_ids as a string", detail: "providers.test.client_ids: expected a list, found a string", principal: "alice", cert: honest, policy: strings.Replace(base, "client_ids: [opkssh]", "client_ids: opkssh", 1), reason: "provider_broken"},
 		{name: "control: good provider beside a broken one", principal: "alice", cert: honest, policy: brokenPolicy, reason: "allowed"},
-		{name: "token of the broken provider", principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https://broken.example.com" })), policy: brokenPolicy, reason: "provider_broken"},
+		{name: "token of the broken provider", detail: `providers.broken.expiration: "forever" is neither "oidc" nor a Go duration`, principal: "alice", cert: m.forge(with(func(c map[string]any) { c["iss"] = "https://broken.example.com" })), policy: brokenPolicy, reason: "provider_broken"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -361,6 +366,9 @@ func TestAdversarial(t *testing.T) {
 			t.Logf("%v: %v", decision["reason"], decision["detail"])
 			if decision["reason"] != tc.reason {
 				t.Fatalf("reason %v, want %s; detail: %v", decision["reason"], tc.reason, decision["detail"])
+			}
+			if detail, _ := decision["detail"].(string); !strings.Contains(detail, tc.detail) {
+				t.Fatalf("detail %q lacks %q", detail, tc.detail)
 			}
 		})
 	}

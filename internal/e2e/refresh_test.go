@@ -40,7 +40,7 @@ func TestRefreshThroughMatchExec(t *testing.T) {
 	t.Run("key files", func(t *testing.T) {
 		u := newRefreshUser(t, op)
 		// Without the block, ssh offers the expired certificate and sshd refuses it.
-		e.mustBeRefused(t, userAllowed, u.key)
+		e.mustBeRefused(t, userAllowed, u.key, "cert_malformed").has(t, "cert has expired")
 		u.installBlock(t, op, "--provider", "test")
 		before, _ := os.ReadFile(sshcert.CertPath(u.key))
 
@@ -254,6 +254,7 @@ func TestSilentRefreshThroughMatchExec(t *testing.T) {
 		token := read(provider.RefreshTokenPath(u.key))
 		refreshes, codes, authorizes := op.GrantRequests(testop.GrantTypeRefreshToken), op.GrantRequests("authorization_code"), op.Requests("/authorize")
 
+		from := e.logOffset(t)
 		out, errOut, err := u.ssh(t, e, sshArgs(u)...)
 		if err != nil || out != userAllowed+"\n" || errOut != "" {
 			t.Fatalf("ssh through the Match exec block: err=%v stdout=%q stderr=%q", err, out, errOut)
@@ -276,7 +277,9 @@ func TestSilentRefreshThroughMatchExec(t *testing.T) {
 		if fi, _ := os.Stat(provider.RefreshTokenPath(u.key)); fi.Mode().Perm() != 0o600 {
 			t.Fatalf("refresh token file mode %#o", fi.Mode().Perm())
 		}
-		e.logHas(t, `"refreshed":true`)
+		a := e.logSince(t, from)
+		a.mustAll(t, "allow", "allowed")
+		a.has(t, `"refreshed":true`)
 		if r := opkssh(t, u.env, "status"); r.code != 0 || !strings.HasPrefix(r.stdout, "Valid: alice@example.com") {
 			t.Fatalf("status after the refresh: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}

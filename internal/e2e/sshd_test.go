@@ -31,6 +31,7 @@ type sshdEnv struct {
 	install *sshdtest.Install
 	srv     *sshdtest.Server
 	keys    string // directory of client keys
+	log     string // verify's decision log
 }
 
 func startSSHD(t *testing.T) *sshdEnv {
@@ -65,7 +66,7 @@ func startSSHD(t *testing.T) *sshdEnv {
 			t.Logf("verify log:\n%s", log)
 		}
 	})
-	return &sshdEnv{install: in, srv: srv, keys: t.TempDir()}
+	return &sshdEnv{install: in, srv: srv, keys: t.TempDir(), log: in.Log}
 }
 
 func (e *sshdEnv) ssh(t *testing.T, user, key string, command ...string) (string, string, error) {
@@ -75,28 +76,39 @@ func (e *sshdEnv) ssh(t *testing.T, user, key string, command ...string) (string
 	return e.srv.Run(ctx, user, key, command...)
 }
 
-func (e *sshdEnv) mustLogIn(t *testing.T, user, key string) {
+// mustLogIn logs in as user with key and returns what verify logged meanwhile, which must be
+// allow decisions only.
+func (e *sshdEnv) mustLogIn(t *testing.T, user, key string) attempt {
 	t.Helper()
+	from := e.logOffset(t)
 	out, errOut, err := e.ssh(t, user, key, "id", "-un")
 	if err != nil || strings.TrimSpace(out) != user {
 		t.Fatalf("ssh as %s with %s: err=%v stdout=%q stderr=%q", user, filepath.Base(key), err, out, errOut)
 	}
+	a := e.logSince(t, from)
+	a.mustAll(t, "allow", "")
+	return a
 }
 
-func (e *sshdEnv) mustBeRefused(t *testing.T, user, key string) {
+// mustBeRefused checks that sshd refuses user with key because verify denied the certificate
+// for reason, and returns what verify logged for this attempt.
+func (e *sshdEnv) mustBeRefused(t *testing.T, user, key, reason string) attempt {
 	t.Helper()
+	a := e.mustBeRefusedBySSHD(t, user, key)
+	a.mustAll(t, "deny", reason)
+	return a
+}
+
+// mustBeRefusedBySSHD checks that sshd refuses user with key, and returns what verify logged
+// for this attempt without judging it: the caller asserts what verify decided.
+func (e *sshdEnv) mustBeRefusedBySSHD(t *testing.T, user, key string) attempt {
+	t.Helper()
+	from := e.logOffset(t)
 	out, errOut, err := e.ssh(t, user, key, "id", "-un")
 	if err == nil || !strings.Contains(errOut, "Permission denied") {
 		t.Fatalf("ssh as %s with %s was not refused: err=%v stdout=%q stderr=%q", user, filepath.Base(key), err, out, errOut)
 	}
-}
-
-func (e *sshdEnv) logHas(t *testing.T, substr string) {
-	t.Helper()
-	data, _ := os.ReadFile(e.install.Log)
-	if !strings.Contains(string(data), substr) {
-		t.Fatalf("verify log lacks %q:\n%s", substr, data)
-	}
+	return e.logSince(t, from)
 }
 
 // TestSSH logs in through a real sshd whose AuthorizedKeysCommand is the built opkssh, running
@@ -113,18 +125,18 @@ func TestSSH(t *testing.T) {
 	bob := login(t, op, "bob@example.com", "ecdsa", filepath.Join(e.keys, "bob_ecdsa"))
 
 	t.Run("allowed principal runs a command", func(t *testing.T) {
+		from := e.logOffset(t)
 		out, errOut, err := e.ssh(t, userAllowed, aliceEC, "echo", "hello from $(id -un)")
 		if err != nil || out != "hello from "+userAllowed+"\n" {
 			t.Fatalf("err=%v stdout=%q stderr=%q", err, out, errOut)
 		}
-		e.logHas(t, `"decision":"allow"`)
+		e.logSince(t, from).mustAll(t, "allow", "allowed")
 	})
 	t.Run("ed25519 key", func(t *testing.T) { e.mustLogIn(t, userAllowed, aliceED) })
 	t.Run("principal without a rule is refused", func(t *testing.T) {
-		e.mustBeRefused(t, userOther, aliceEC)
-		e.logHas(t, `"reason":"no_rule_for_principal"`)
+		e.mustBeRefused(t, userOther, aliceEC, "no_rule_for_principal")
 	})
-	t.Run("identity without a rule is refused", func(t *testing.T) { e.mustBeRefused(t, userAllowed, bob) })
+	t.Run("identity without a rule is refused", func(t *testing.T) { e.mustBeRefused(t, userAllowed, bob, "no_matching_identity") })
 
 	t.Run("add takes effect on the next connection", func(t *testing.T) {
 		r := opkssh(t, nil, "add", userOther, "bob@example.com", "test", "--policy", e.install.Policy)
@@ -161,7 +173,7 @@ func TestSSH(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.mustLogIn(t, userOther, carol)
-		e.mustBeRefused(t, userAllowed, carol)
+		e.mustBeRefused(t, userAllowed, carol, "no_matching_identity")
 		if r := opkssh(t, nil, "inspect", carol+"-cert.pub"); r.code != 0 || !strings.Contains(r.stdout, "  Groups:       ops\n") {
 			t.Fatalf("inspect: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
@@ -183,8 +195,7 @@ func TestSSH(t *testing.T) {
 		if err := sshcert.WriteKeyPair(key, signer, cred.Cert, "expired"); err != nil {
 			t.Fatal(err)
 		}
-		e.mustBeRefused(t, userAllowed, key)
-		e.logHas(t, `"reason":"token_expired"`)
+		e.mustBeRefused(t, userAllowed, key, "token_expired")
 	})
 
 	t.Run("deny entry wins over a matching rule", func(t *testing.T) {
@@ -192,16 +203,14 @@ func TestSSH(t *testing.T) {
 		if err := e.install.WritePolicy(pol); err != nil {
 			t.Fatal(err)
 		}
-		e.mustBeRefused(t, userAllowed, aliceEC)
-		e.logHas(t, `"reason":"denied_by_deny_list"`)
+		e.mustBeRefused(t, userAllowed, aliceEC, "denied_by_deny_list")
 	})
 
 	t.Run("broken policy denies everyone", func(t *testing.T) {
 		if err := e.install.WritePolicy("version: 1\nproviders: {}\nrulez: []\n"); err != nil {
 			t.Fatal(err)
 		}
-		e.mustBeRefused(t, userOther, bob)
-		e.logHas(t, `"reason":"policy_error"`)
+		e.mustBeRefused(t, userOther, bob, "policy_error").has(t, "rulez")
 	})
 }
 
@@ -306,5 +315,10 @@ func TestVerifyAsSSHDRunsIt(t *testing.T) {
 	// The first process fetched the OP's keys and cached them; the second used the cache.
 	if !strings.Contains(lines[0], `"keys":"network"`) || !strings.Contains(lines[1], `"keys":"cache"`) {
 		t.Fatalf("key cache not used across processes:\n%s", log)
+	}
+	// root was refused because no rule names it, not for any other failure.
+	if !strings.Contains(lines[0], `"decision":"allow","reason":"allowed","principal":"alice"`) ||
+		!strings.Contains(lines[1], `"decision":"deny","reason":"no_rule_for_principal","principal":"root"`) {
+		t.Fatalf("decisions are not alice allowed, root without a rule:\n%s", log)
 	}
 }

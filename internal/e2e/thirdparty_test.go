@@ -154,21 +154,25 @@ rules:
 
 	t.Run("verify as sshd runs it", func(t *testing.T) {
 		b64, typ := certArgs(t, key)
+		from := e.logOffset(t)
 		out, errOut, err := verifyAsNobody(t, e, e.install.Cache, userAllowed, b64, typ)
 		line := regexp.MustCompile(`^cert-authority,principals="opkssh-wildcard" ecdsa-sha2-nistp256 [A-Za-z0-9+/=]+\n$`)
 		if err != nil || !line.MatchString(out) {
 			log, _ := os.ReadFile(e.install.Log)
 			t.Fatalf("verify %s: %v\nstdout: %q\nstderr: %s\nlog:\n%s", userAllowed, err, out, errOut, log)
 		}
-		e.logHas(t, `"keys":"network"`)
-		e.logHas(t, `"decision":"allow"`)
+		a := e.logSince(t, from)
+		a.mustAll(t, "allow", "allowed")
+		a.has(t, `"keys":"network"`)
+		from = e.logOffset(t)
 		if out, _, err := verifyAsNobody(t, e, e.install.Cache, userOther, b64, typ); err == nil || out != "" {
 			t.Fatalf("verify %s (no rule) allowed: %q", userOther, out)
 		}
+		e.logSince(t, from).mustAll(t, "deny", "no_rule_for_principal")
 	})
 	t.Run("ssh through sshd", func(t *testing.T) {
 		e.mustLogIn(t, userAllowed, key)
-		e.mustBeRefused(t, userOther, key)
+		e.mustBeRefused(t, userOther, key, "no_rule_for_principal")
 	})
 	// login kept the OP's refresh token beside the key: --if-needed renews the certificate with
 	// it, without a browser (--no-browser and a short timeout make a browser login fail), and
@@ -185,8 +189,7 @@ rules:
 		if after, _ := os.ReadFile(sshcert.CertPath(key)); bytes.Equal(before, after) {
 			t.Fatal("the certificate was not renewed")
 		}
-		e.mustLogIn(t, userAllowed, key)
-		e.logHas(t, `"refreshed":true`)
+		e.mustLogIn(t, userAllowed, key).has(t, `"refreshed":true`)
 	})
 	// The OP's certificate chains to nothing but our CA: without ca_file, verify (with a key
 	// cache of its own, so that it must fetch) cannot reach the OP and denies.
