@@ -1,12 +1,14 @@
 package sshcert
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/binary"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -109,16 +111,32 @@ func TestOwnedByOpksshWithoutCertificate(t *testing.T) {
 	}
 }
 
+// FuzzKeyComment checks two properties. The comment ssh.MarshalPrivateKey writes for a P-256 or
+// Ed25519 key, whatever its bytes, is the comment keyComment reads back. Arbitrary input yields
+// either no comment or one that the decoded key holds as a length-prefixed string.
 func FuzzKeyComment(f *testing.F) {
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
-	f.Add(marshalKey(f, ec, "opkssh:alice@example.com"))
-	f.Add(marshalKey(f, ed, "opkssh:bob"))
-	f.Add([]byte("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n-----END OPENSSH PRIVATE KEY-----\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		comment, ok := keyComment(data)
-		if !ok && comment != "" {
-			t.Fatalf("no comment reported, but %q returned", comment)
+	f.Add(marshalKey(f, ec, "opkssh:alice@example.com"), "opkssh:alice@example.com")
+	f.Add(marshalKey(f, ed, "opkssh:bob"), "")
+	f.Add([]byte("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEA\n-----END OPENSSH PRIVATE KEY-----\n"), "\x00\xff")
+	f.Fuzz(func(t *testing.T, data []byte, comment string) {
+		for _, k := range []crypto.Signer{ec, ed} {
+			if got, ok := keyComment(marshalKey(t, k, comment)); !ok || got != comment {
+				t.Fatalf("%T key with comment %q read back as %q, %v", k, comment, got, ok)
+			}
+		}
+		got, ok := keyComment(data)
+		if !ok {
+			if got != "" {
+				t.Fatalf("no comment reported, but %q returned", got)
+			}
+			return
+		}
+		block, _ := pem.Decode(data)
+		prefixed := binary.BigEndian.AppendUint32(nil, uint32(len(got)))
+		if block == nil || !bytes.Contains(block.Bytes, append(prefixed, got...)) {
+			t.Fatalf("comment %q is not a string of the key", got)
 		}
 	})
 }
