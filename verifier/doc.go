@@ -38,6 +38,7 @@
 // The PK token is parsed with openpubkey's pktoken package and the commitment is its
 // clientinstance hash; signatures are checked with jwx. We do not link openpubkey's verifier
 // package: of it we would use one signature check, and it pulls zitadel/oidc, OpenTelemetry and
-// encoding/gob into every process (306 packages linked with it, 268 without), whose package
-// initialisation sshd pays on each login; docs/benchmarks.md has today's start-up figures.
+// encoding/gob into every process (333 packages with it, 289 without, by `go list -deps` on
+// 2026-12-02), whose package initialisation sshd pays on each login; docs/benchmarks.md has the
+// start-up figures `make bench` measured.
 package verifier
