@@ -298,10 +298,15 @@ func TestSilentRefreshThroughMatchExec(t *testing.T) {
 			t.Fatal("the OP had no refresh token to revoke")
 		}
 		refreshes := op.GrantRequests(testop.GrantTypeRefreshToken)
+		from := e.logOffset(t)
 		out, errOut, err := u.ssh(t, e, sshArgs(u)...)
 		if err == nil || out != "" || !strings.Contains(errOut, "Permission denied") {
 			t.Fatalf("ssh with a revoked refresh token and no browser was not refused: err=%v stdout=%q stderr=%q", err, out, errOut)
 		}
+		// ssh offered yesterday's certificate, which has expired.
+		a := e.logSince(t, from)
+		a.mustAll(t, "deny", "cert_malformed")
+		a.has(t, "cert has expired")
 		if !strings.Contains(errOut, "Could not renew the login without a browser: the OP no longer accepts the refresh token") {
 			t.Fatalf("ssh's stderr does not say why the renewal failed:\n%s", errOut)
 		}
