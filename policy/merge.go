@@ -13,6 +13,7 @@ type fragment struct {
 	file      string
 	providers []providerDef
 	rules     []Rule
+	signers   []Signer
 	deny      []Identity
 	refs      []providerRef
 	// userPolicies is the file's user_policies block, if it has one.
@@ -89,6 +90,7 @@ func assemble(frags []*fragment, errs *errList) (*Policy, error) {
 			issuers[d.p.Issuer] = name
 		}
 		pol.Rules = append(pol.Rules, f.rules...)
+		pol.Signers = append(pol.Signers, f.signers...)
 		pol.Deny = append(pol.Deny, f.deny...)
 		if up := f.userPolicies; up != nil {
 			if pol.UserPolicies.Pos.Line != 0 {

@@ -111,7 +111,7 @@ func (p *parser) document(doc *yaml.Node) {
 	if p.hasAnchors(root) {
 		return
 	}
-	m, ok := p.fields(p.errs, root, "", "version", "providers", "rules", "deny", "user_policies")
+	m, ok := p.fields(p.errs, root, "", "version", "providers", "rules", "deny", "user_policies", "signers")
 	if !ok {
 		return
 	}
@@ -135,6 +135,13 @@ func (p *parser) document(doc *yaml.Node) {
 	}
 	if e, ok := m["user_policies"]; ok {
 		p.userPolicies(e.key, e.val)
+	}
+	if e, ok := m["signers"]; ok && p.nonEmptyList(p.errs, e.val, "signers") {
+		for i, n := range e.val.Content {
+			if s, ok := p.signer(n, fmt.Sprintf("signers[%d]", i)); ok {
+				p.frag.signers = append(p.frag.signers, s)
+			}
+		}
 	}
 }
 

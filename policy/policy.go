@@ -17,6 +17,8 @@ type Policy struct {
 	Providers map[string]*Provider
 	Rules     []Rule
 	Deny      []Identity
+	// Signers are the signers section: whose signatures are accepted (not logins).
+	Signers []Signer
 	// Broken maps the name of each provider whose block has an error to that
 	// error. Rules for it stay loaded but evaluate to ReasonProviderBroken.
 	Broken map[string]error
