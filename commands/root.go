@@ -49,6 +49,7 @@ On the server (root):
 	root.AddCommand(newProviderCmd(), newStatusCmd())
 	root.AddCommand(newPolicyCmd(), newRemoveCmd())
 	root.AddCommand(newLogoutCmd(), newSSHConfigCmd())
+	root.AddCommand(newSignCmd(), newVerifySignatureCmd())
 	return root
 }
 
