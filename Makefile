@@ -77,6 +77,7 @@ fuzz:
 	$(FUZZ) '^FuzzVerify$$' ./verifier
 	$(FUZZ) '^FuzzPKTokenExtension$$' ./verifier
 	$(FUZZ) '^FuzzParseJWKS$$' ./verifier
+	$(FUZZ) '^FuzzParseArmored$$' ./internal/sshsig
 
 clean:
 	rm -rf bin
