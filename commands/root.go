@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -49,13 +50,17 @@ On the server (root):
 	root.AddCommand(newProviderCmd(), newStatusCmd())
 	root.AddCommand(newPolicyCmd(), newRemoveCmd())
 	root.AddCommand(newLogoutCmd(), newSSHConfigCmd())
-	root.AddCommand(newSignCmd(), newVerifySignatureCmd())
+	root.AddCommand(newSignCmd(), newVerifySignatureCmd(), newGitCmd())
 	return root
 }
 
 // Execute runs the command line and returns the process exit code.
 func Execute(args []string, stdout, stderr io.Writer) int {
 	root := NewRoot()
+	if len(args) > 0 && strings.HasPrefix(args[0], "-Y") {
+		// git runs gpg.ssh.program with ssh-keygen's arguments: "opkssh -Y sign ...".
+		args = append([]string{"git", "ssh-keygen"}, args...)
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
