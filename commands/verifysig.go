@@ -13,7 +13,6 @@ import (
 
 	"github.com/opkssh-team/opkssh/internal/signing"
 	"github.com/opkssh-team/opkssh/policy"
-	"github.com/opkssh-team/opkssh/verifier"
 )
 
 // maxSigFile bounds a signature file read from disk.
@@ -68,7 +67,7 @@ check signatures older than the OP's last key rotation. See docs/signing.md.`,
 	fl.StringVar(&f.policyFile, "policy", "", "a policy file: its providers are trusted and its signers: section (or, with -I, its rules) says who is accepted")
 	fl.StringVarP(&f.principal, "principal", "I", "", "with --policy: accept the signer if a rule lets it log in as PRINCIPAL")
 	fl.StringArrayVar(&f.jwksFiles, "jwks-file", nil, "verify the OP's signature with these keys only (a JWKS file, e.g. archived keys); repeatable")
-	fl.StringVar(&f.cacheDir, "cache-dir", "", "directory of the OP key cache (default: /var/cache/opkssh when readable, else ~/.cache/opkssh/keys)")
+	fl.StringVar(&f.cacheDir, "cache-dir", "", "directory of your cache of the OP's keys (default ~/.cache/opkssh/keys); the server's /var/cache/opkssh is consulted first when readable")
 	fl.StringVar(&f.signedAt, "signed-at", "", "the time the signature claims (RFC 3339, @SECONDS or YYYYMMDD[HHMM[SS]][Z]); it must fall within the certificate's validity")
 	fl.BoolVar(&f.asJSON, "json", false, "print the result as JSON (also on refusal)")
 	_ = cmd.MarkFlagRequired("namespace")
@@ -163,10 +162,7 @@ func signatureTrust(issuer, clientID, policyFile, principal string, jwksFiles []
 		trust.Keys = keys
 		return trust, nil
 	}
-	if cacheDir == "" {
-		cacheDir = signing.DefaultCacheDir()
-	}
-	trust.Keys = &verifier.Cache{Dir: cacheDir}
+	trust.Keys = signing.DefaultKeys(cacheDir)
 	return trust, nil
 }
 

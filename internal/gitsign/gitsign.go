@@ -33,7 +33,7 @@ type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Now            func() time.Time
-	// Keys are the OPs' keys; a cache in signing.DefaultCacheDir if nil.
+	// Keys are the OPs' keys; signing.DefaultKeys if nil.
 	Keys verifier.KeySource
 }
 
@@ -183,7 +183,7 @@ func trust(a args, env Env) (signing.Trust, error) {
 	}
 	keys := env.Keys
 	if keys == nil {
-		keys = &verifier.Cache{Dir: signing.DefaultCacheDir()}
+		keys = signing.DefaultKeys("")
 	}
 	return signing.Trust{Policy: pol, RequireSigner: len(pol.Signers) > 0, Keys: keys}, nil
 }

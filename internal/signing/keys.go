@@ -2,7 +2,6 @@ package signing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -56,16 +55,48 @@ func ReadJWKSFiles(paths []string) (PinnedKeys, error) {
 	return PinnedKeys{Set: set}, nil
 }
 
-// DefaultCacheDir is where a verifier of signatures keeps the OPs' keys: the server's verify cache
-// when this process may use it (root, or the verify user), else the user's own cache directory.
-func DefaultCacheDir() string {
-	if f, err := os.Open(verifier.DefaultCacheDir); err == nil {
-		_, err := f.Readdirnames(1)
-		f.Close()
-		if err == nil || errors.Is(err, io.EOF) {
-			return verifier.DefaultCacheDir
+// DefaultKeys is where a verifier of signatures gets the OPs' keys: the server's verify cache
+// (/var/cache/opkssh, read only, when this process may read it: root or the verify user), which
+// may still hold keys the OP has since rotated out, and otherwise a cache of its own in cacheDir
+// (DefaultCacheDir when empty; memory only when that is unusable) that fetches from the OP.
+func DefaultKeys(cacheDir string) verifier.KeySource {
+	if cacheDir == "" {
+		cacheDir = DefaultCacheDir()
+	}
+	return ServerCacheFirst{Dir: verifier.DefaultCacheDir, Fallback: &verifier.Cache{Dir: cacheDir}}
+}
+
+// ServerCacheFirst is a KeySource that looks for the key a token names in the entries of a verify
+// cache directory, read only, and asks Fallback when the directory is unreadable, writable by
+// group or others, or has no entry with that key.
+type ServerCacheFirst struct {
+	Dir      string
+	Fallback verifier.KeySource
+}
+
+// Keys implements verifier.KeySource.
+func (s ServerCacheFirst) Keys(ctx context.Context, p *policy.Provider, kid string) (jwk.Set, verifier.KeyInfo, error) {
+	if fi, err := os.Stat(s.Dir); kid != "" && err == nil && fi.IsDir() && fi.Mode().Perm()&0o022 == 0 {
+		entries, _ := verifier.ReadCacheDir(s.Dir)
+		for _, e := range entries {
+			if e.Issuer != p.Issuer || len(e.JWKS) == 0 {
+				continue
+			}
+			set, err := jwk.Parse(e.JWKS)
+			if err != nil {
+				continue
+			}
+			if _, ok := set.LookupKeyID(kid); ok {
+				return set, verifier.KeyInfo{Source: verifier.KeySourceCache, FetchedAt: e.FetchedAt, Note: "keys from " + s.Dir}, nil
+			}
 		}
 	}
+	return s.Fallback.Keys(ctx, p, kid)
+}
+
+// DefaultCacheDir is the user's own cache of the OPs' keys, ~/.cache/opkssh/keys (created 0700),
+// or "" (memory only) when there is no such directory.
+func DefaultCacheDir() string {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return ""
