@@ -199,7 +199,7 @@ func findPrincipals(ctx context.Context, a args, env Env) error {
 	}
 	res, err := signing.FindPrincipal(ctx, armored, a.verifyTime, t)
 	if err != nil {
-		return fmt.Errorf("no principal: %w", err)
+		return fmt.Errorf("no principal (%s): %w", signing.ReasonOf(err), err)
 	}
 	if err := checkRevoked(a, armored); err != nil {
 		return err
