@@ -78,6 +78,7 @@ fuzz:
 	$(FUZZ) '^FuzzPKTokenExtension$$' ./verifier
 	$(FUZZ) '^FuzzParseJWKS$$' ./verifier
 	$(FUZZ) '^FuzzParseArmored$$' ./internal/sshsig
+	$(FUZZ) '^FuzzVerify$$' ./internal/signing
 
 clean:
 	rm -rf bin
