@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestGitSignedCommit: after "opkssh login" and "opkssh git setup --global", a real git signs a
@@ -74,6 +75,22 @@ func TestGitSignedCommit(t *testing.T) {
 	if strings.TrimSpace(out) != "G alice@example.com" {
 		t.Errorf("%%G? %%GS = %q, want G alice@example.com", out)
 	}
+
+	// A commit dated a week after the login (the date git passes as the signature's time) is
+	// outside the certificate's validity: opkssh does not attribute it.
+	os.WriteFile(filepath.Join(repo, "README"), []byte("future\n"), 0o644)
+	mustGit("-c", "user.name=Alice", "commit", "-q", "-a", "-S", "-m", "dated later", "--date", "now")
+	cmd := exec.Command("git", "commit", "-q", "--amend", "-S", "--no-edit")
+	cmd.Dir = repo
+	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "GIT_COMMITTER_DATE=" + time.Now().Add(7*24*time.Hour).Format(time.RFC3339)}, env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("amend: %v %s", err, out)
+	}
+	out, _ = mustGit("log", "-1", "--format=%G? %GS")
+	if strings.TrimSpace(out) != "U" {
+		t.Errorf("commit dated after the certificate: %%G? %%GS = %q, want U", out)
+	}
+	mustGit("reset", "-q", "--hard", "HEAD~1")
 
 	// A tag too.
 	mustGit("tag", "-s", "-m", "v1", "v1")
