@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/pkg/browser"
 	"github.com/spf13/cobra"
 )
 
@@ -71,4 +72,11 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 }
 
 // Main is the entry point used by cmd/opkssh.
-func Main() int { return Execute(os.Args[1:], os.Stdout, os.Stderr) }
+func Main() int {
+	// pkg/browser runs the system's URL opener with these package variables as its output. The
+	// process's stdout belongs to opkssh's own output (ssh's Match exec reads nothing, scripts read
+	// status), so the opener writes to stderr. Set once here, for the whole process, rather than
+	// by a command in the middle of its run.
+	browser.Stdout, browser.Stderr = os.Stderr, os.Stderr
+	return Execute(os.Args[1:], os.Stdout, os.Stderr)
+}
