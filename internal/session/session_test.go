@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/opkssh-team/opkssh/internal/certstatus"
+	"github.com/opkssh-team/opkssh/internal/logintest"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/internal/testop"
 	"github.com/opkssh-team/opkssh/provider"
@@ -90,13 +89,11 @@ func startOP(t *testing.T, skew time.Duration) *testop.Server {
 // login logs alice in at op with a fresh key of type typ.
 func login(t *testing.T, op *testop.Server, typ KeyType) (provider.Config, *provider.LoginResult, *Login) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	redirect, err := logintest.FreeRedirectURI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cfg := provider.Config{Issuer: op.Issuer(), ClientID: "opkssh", RedirectURIs: []string{"http://127.0.0.1:" + strconv.Itoa(port) + "/login-callback"}}.WithDefaults()
+	cfg := provider.Config{Issuer: op.Issuer(), ClientID: "opkssh", RedirectURIs: []string{redirect}}.WithDefaults()
 	key, alg, err := NewKey(typ)
 	if err != nil {
 		t.Fatal(err)
