@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/internal/trustfile"
 )
 
@@ -191,7 +192,7 @@ func checkTrusted(fi fs.FileInfo, path string, trusted []int, isDir bool) error 
 	if isDir != fi.IsDir() || !isDir && !fi.Mode().IsRegular() {
 		return fmt.Errorf("%w: %s %s is a %s; it must be a %s", ErrUnsafeFile, kind, path, typeName(fi.Mode()), want)
 	}
-	uid, ok := fileOwner(fi)
+	uid, _, ok := fileowner.Of(fi)
 	if !ok {
 		return fmt.Errorf("%w: cannot read the owner of %s on this system", ErrUnsafeFile, path)
 	}

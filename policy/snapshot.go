@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/opkssh-team/opkssh/internal/filelock"
+	"github.com/opkssh-team/opkssh/internal/fileowner"
 )
 
 // LoadForPrincipal returns what a decision about principal needs from the policy: every provider,
@@ -232,7 +233,7 @@ func checkSnapshotDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	uid, ok := fileOwner(fi)
+	uid, _, ok := fileowner.Of(fi)
 	if !fi.IsDir() || !ok || (uid != 0 && uid != os.Geteuid()) || fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%s is not a private directory of this user or root", dir)
 	}

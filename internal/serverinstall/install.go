@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/internal/fileowner"
 )
 
@@ -421,18 +422,10 @@ func (in *installer) writeFile(path string, data []byte, mode os.FileMode, uid, 
 	} else if !in.created(path) {
 		in.st.CreatedPaths = append(in.st.CreatedPaths, path)
 	}
-	tmp := path + ".opkssh-tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
+	if err := atomicfile.WriteWith(path, data, atomicfile.Options{Mode: mode, Owner: &atomicfile.Owner{UID: uid, GID: max(gid, 0)}}); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	if err := os.Chown(tmp, uid, max(gid, 0)); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // recordOriginal notes the owner and mode of a path install did not create, before it changes
@@ -485,16 +478,7 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
-		return err
-	}
-	if err := os.Chmod(dst, fi.Mode().Perm()); err != nil {
-		return err
-	}
-	if uid, gid, ok := fileowner.Of(fi); ok {
-		return os.Chown(dst, uid, gid)
-	}
-	return nil
+	return atomicfile.WriteWith(dst, data, atomicfile.Options{Like: fi})
 }
 
 func ownerText(mode os.FileMode, uid, gid int, verifyUser string) string {
@@ -538,7 +522,7 @@ func writeState(path string, st *State) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o600)
+	return atomicfile.Write(path, append(data, '\n'), 0o600)
 }
 
 // signal sends sig to the process pid; signal 0 only checks that it exists.
