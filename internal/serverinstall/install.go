@@ -26,6 +26,7 @@ import (
 
 	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/internal/fileowner"
+	"github.com/opkssh-team/opkssh/internal/serverconfig"
 )
 
 // Options name everything install touches; Defaults fills in the usual paths.
@@ -49,9 +50,9 @@ type Options struct {
 func Defaults() Options {
 	return Options{
 		BinaryPath: "/usr/local/bin/opkssh",
-		ConfigDir:  "/etc/opkssh",
-		CacheDir:   "/var/cache/opkssh",
-		LogDir:     "/var/log/opkssh",
+		ConfigDir:  serverconfig.ConfigDir,
+		CacheDir:   serverconfig.CacheDir,
+		LogDir:     serverconfig.LogDir,
 		SSHDConfig: "/etc/ssh/sshd_config",
 		DropIn:     "/etc/ssh/sshd_config.d/60-opkssh.conf",
 		SSHD:       "/usr/sbin/sshd",
@@ -260,7 +261,7 @@ providers:
 `
 
 func (in *installer) policy() error {
-	path := filepath.Join(in.o.ConfigDir, "policies.yaml")
+	path := filepath.Join(in.o.ConfigDir, serverconfig.PolicyFileName)
 	if _, err := os.Stat(path); err == nil {
 		in.unchanged("%s exists (left as it is)", path)
 		return nil
