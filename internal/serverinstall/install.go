@@ -152,13 +152,13 @@ func Install(o Options) error {
 	if o.Source == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			return err
+			return fmt.Errorf("finding this opkssh binary to install: %w", err)
 		}
 		o.Source = exe
 	}
 	st, err := readState(o.statePath())
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the state of an earlier install: %w", err)
 	}
 	st.Binary, st.VerifyUser, st.DropIn, st.SSHDConfigFile = o.BinaryPath, o.VerifyUser, o.DropIn, o.SSHDConfig
 	st.CacheDir, st.LogDir = o.CacheDir, o.LogDir
@@ -166,26 +166,45 @@ func Install(o Options) error {
 		st.InstalledAt = o.Now()
 	}
 	in := &installer{o: o, st: st}
-	steps := []func() error{in.user, in.binary, in.configDir, in.policy, in.cacheAndLog, in.dropIn}
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"verify user", in.user},
+		{"binary", in.binary},
+		{"policy directory", in.configDir},
+		{"starter policy", in.policy},
+		{"cache and log directories", in.cacheAndLog},
+		{"sshd drop-in", in.dropIn},
+		{"sshd -t", in.validate},
+	}
 	for _, step := range steps {
-		if err := step(); err != nil {
-			return errors.Join(err, in.saveAfterFailure())
+		// The state is saved after every step, failed or not, so that uninstall can undo what
+		// was done even if install stops here or is killed before the next step.
+		err := step.run()
+		if serr := in.save(); serr != nil {
+			return errors.Join(stepError(step.name, err), fmt.Errorf("recording the install state after step %q: %w", step.name, serr))
+		}
+		if err != nil {
+			return stepError(step.name, err)
 		}
 	}
-	if err := in.validate(); err != nil {
-		return errors.Join(err, in.saveAfterFailure())
+	if err := in.reload(); err != nil {
+		return stepError("reload sshd", err)
 	}
-	if !o.DryRun {
-		if err := writeState(o.statePath(), st); err != nil {
-			return err
-		}
-	}
-	return in.reload()
+	return nil
 }
 
-// saveAfterFailure writes the state of a failed install, where it can, so that uninstall can
-// still undo what the steps before the failure did.
-func (in *installer) saveAfterFailure() error {
+// stepError names the install step err happened in.
+func stepError(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("install step %q: %w", step, err)
+}
+
+// save writes the install state, once the policy directory that holds it exists.
+func (in *installer) save() error {
 	if in.o.DryRun {
 		return nil
 	}
@@ -216,7 +235,7 @@ func (in *installer) user() error {
 	in.st.CreatedUser = true
 	u, err = user.Lookup(in.o.VerifyUser)
 	if err != nil {
-		return err
+		return fmt.Errorf("looking up the new user %s: %w", in.o.VerifyUser, err)
 	}
 	in.uid, _ = strconv.Atoi(u.Uid)
 	in.gid, _ = strconv.Atoi(u.Gid)
