@@ -1,7 +1,9 @@
-// Package commands is the opkssh command line: one file per subcommand, plus a few small helpers
-// they share (decision log, agent, refresh, durations, terminal checks). Each command turns flags
-// into calls to the provider, verifier, policy and internal packages and prints the result; the
-// protocol and policy logic live in those packages.
+// Package commands is the opkssh command line: one file per subcommand, plus the printing side of
+// what several share (agent.go: the ssh-agent; refresh.go: login's renewal; log.go: verify's
+// decision log; duration.go, terminal.go). Each command turns flags into calls and prints the
+// result. The knowledge lives elsewhere: the workstation's keys, certificates, renewal and agent
+// in internal/session; verify's flags and the server's default paths in internal/serverconfig;
+// the decision in verifier, the policy in policy, the OPs in provider.
 package commands
 
 import (
