@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/internal/trustfile"
@@ -33,6 +34,15 @@ type LoadOptions struct {
 	// TrustedUIDs are the owners files and directories may have; empty
 	// means root only.
 	TrustedUIDs []int
+	// SnapshotBuildWait bounds how long LoadForPrincipal waits for another
+	// process to build the policy snapshot before it loads the policy itself:
+	// a builder that hangs or keeps failing costs the others this much.
+	// 0 means DefaultSnapshotBuildWait.
+	SnapshotBuildWait time.Duration
+
+	// parsed, if set, is called each time LoadForPrincipal parses the
+	// policy with a usable cache directory (the tests of the build lock).
+	parsed func()
 }
 
 // Load reads, checks and merges the policy files. Any error means the whole
