@@ -46,6 +46,8 @@ func (k Keys) KeyPaths() []string {
 }
 
 // KeyPaths is keyFile if the user named one, else the default key files of the current user.
+// status and logout ask it, and login writes only through Login.Save: a record of the paths
+// login wrote (so that a --key-file login is found without the flag) belongs between the two.
 func KeyPaths(keyFile string) ([]string, error) {
 	if keyFile != "" {
 		return []string{keyFile}, nil
