@@ -1,21 +1,17 @@
 package commands
 
 import (
-	"crypto"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/opkssh-team/opkssh/internal/certstatus"
+	"github.com/opkssh-team/opkssh/internal/session"
 	"github.com/opkssh-team/opkssh/internal/sshagent"
-	"github.com/opkssh-team/opkssh/internal/sshcert"
 )
 
-// The ssh-agent side of login and logout.
+// The ssh-agent side of login and logout; what goes into the agent is session's business.
 
 // dialAgent connects to the agent at sock (SSH_AUTH_SOCK) and says what to do when there is none.
 func dialAgent(sock string) (*sshagent.Conn, error) {
@@ -29,19 +25,20 @@ func dialAgent(sock string) (*sshagent.Conn, error) {
 	return conn, nil
 }
 
-// addToAgent puts the key and certificate into the agent for lifetime, replacing earlier opkssh
-// identities, and says so.
-func addToAgent(out io.Writer, sock string, key crypto.PrivateKey, cert *ssh.Certificate, comment string, lifetime time.Duration) error {
+// addToAgent puts the login's key and certificate into the agent until the certificate expires,
+// replacing earlier opkssh identities, and says so.
+func addToAgent(out io.Writer, sock string, l *session.Login) error {
 	conn, err := dialAgent(sock)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	removed, err := sshagent.Add(conn, key, cert, comment, lifetime)
+	now := time.Now()
+	removed, err := session.AddToAgent(conn, l, now)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Added %s to the ssh-agent for %s (until the certificate expires).\n", comment, shortDuration(lifetime))
+	fmt.Fprintf(out, "Added %s to the ssh-agent for %s (until the certificate expires).\n", l.Comment(), shortDuration(l.ValidBefore.Sub(now)))
 	printRemovedFromAgent(out, removed)
 	return nil
 }
@@ -49,32 +46,17 @@ func addToAgent(out io.Writer, sock string, key crypto.PrivateKey, cert *ssh.Cer
 // loadIntoAgent adds the valid key and certificate files at keyPath to the agent unless it holds
 // them already, e.g. after the agent was restarted.
 func loadIntoAgent(out io.Writer, sock, keyPath string) error {
-	cert, err := sshcert.ReadCertFile(sshcert.CertPath(keyPath))
-	if err != nil {
-		return err
-	}
 	conn, err := dialAgent(sock)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if held, err := sshagent.Holds(conn, cert); err != nil || held {
+	now := time.Now()
+	l, removed, err := session.LoadIntoAgent(conn, keyPath, now)
+	if err != nil || l == nil {
 		return err
 	}
-	data, err := os.ReadFile(keyPath)
-	if err != nil {
-		return err
-	}
-	key, err := ssh.ParseRawPrivateKey(data)
-	if err != nil {
-		return fmt.Errorf("reading %s to add it to the ssh-agent: %w", keyPath, err)
-	}
-	st := certstatus.Of(cert, time.Now(), 0)
-	removed, err := sshagent.Add(conn, key, cert, sshagent.CommentPrefix+st.Identity, st.Remaining)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "Added %s%s from %s to the ssh-agent for %s.\n", sshagent.CommentPrefix, st.Identity, keyPath, shortDuration(st.Remaining))
+	fmt.Fprintf(out, "Added %s from %s to the ssh-agent for %s.\n", l.Comment(), keyPath, shortDuration(l.ValidBefore.Sub(now)))
 	printRemovedFromAgent(out, removed)
 	return nil
 }
@@ -90,15 +72,7 @@ func agentStatus(sock string, now time.Time, minRemaining time.Duration) (certst
 	if err != nil {
 		return certstatus.Status{}, err
 	}
-	var all []certstatus.Status
-	for _, id := range ids {
-		if id.Cert != nil {
-			st := certstatus.Of(id.Cert, now, minRemaining)
-			st.Path = "ssh-agent " + sock
-			all = append(all, st)
-		}
-	}
-	return certstatus.Best(all), nil
+	return session.AgentStatus(ids, "ssh-agent "+sock, now, minRemaining), nil
 }
 
 func printRemovedFromAgent(out io.Writer, removed []sshagent.Identity) {

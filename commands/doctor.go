@@ -19,7 +19,8 @@ func newDoctorCmd() *cobra.Command {
 (sshd -T: our AuthorizedKeysCommand, a conflicting one, AuthorizedKeysCommandUser, MaxAuthTries),
 the ownership and mode of the binary and each parent directory, the policy, each provider's
 reachability or cached keys and its clock, the cache and log directories, and SELinux. Paths given
-to verify in sshd's AuthorizedKeysCommand (--policy, --cache-dir, --log-file) are the ones checked.
+to verify in sshd's AuthorizedKeysCommand are read with verify's own flags (--policy, --cache-dir,
+--log-file, --stale-for, --policy-owner) and are the ones checked; --policy-owner there is a warning.
 
 Run it as root. Exit status 1 when anything is FAIL.`,
 		Args: cobra.NoArgs,
@@ -47,7 +48,7 @@ Run it as root. Exit status 1 when anything is FAIL.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&o.SSHDConfig, "sshd-config", "/etc/ssh/sshd_config", "sshd configuration to examine")
-	fl.StringVar(&o.PolicyPath, "policy", "", "policy file, if sshd's command line does not name one (default /etc/opkssh/policies.yaml)")
+	fl.StringVar(&o.PolicyPath, "policy", "", "policy file, if sshd's command line does not name one (default "+DefaultPolicyPath+")")
 	fl.BoolVar(&asJSON, "json", false, "print findings as JSON")
 	return cmd
 }

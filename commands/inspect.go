@@ -2,18 +2,15 @@ package commands
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/opkssh-team/opkssh/internal/session"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 )
 
@@ -61,20 +58,17 @@ Without CERT_FILE it reads ~/.ssh/id_ecdsa-cert.pub, or else ~/.ssh/id_ed25519-c
 	return cmd
 }
 
+// defaultCertPath is the certificate of the first default key that has one.
 func defaultCertPath() (string, error) {
-	home, err := os.UserHomeDir()
+	keys, err := session.UserKeys()
 	if err != nil {
-		return "", fmt.Errorf("cannot find your home directory (%v); name the certificate file", err)
+		return "", withHint(err, "name the certificate file")
 	}
-	for _, name := range []string{"id_ecdsa-cert.pub", "id_ed25519-cert.pub"} {
-		p := filepath.Join(home, ".ssh", name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
+	p, err := keys.FirstCert()
+	if err != nil {
+		return "", withHint(err, `run "opkssh login" or name the file`)
 	}
-	return "", fmt.Errorf("no certificate in %s (id_ecdsa-cert.pub or id_ed25519-cert.pub); run \"opkssh login\" or name the file", filepath.Join(home, ".ssh"))
+	return p, nil
 }
 
 func printDescription(w io.Writer, path string, d sshcert.Description, now time.Time) {

@@ -2,17 +2,11 @@ package commands
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opkssh-team/opkssh/internal/certstatus"
-	"github.com/opkssh-team/opkssh/internal/filelock"
+	"github.com/opkssh-team/opkssh/internal/session"
 	"github.com/opkssh-team/opkssh/internal/sshagent"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/provider"
@@ -116,7 +110,7 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.StringVar(&f.issuer, "issuer", "", "OP issuer URL, exactly as in its ID tokens (https://…)")
 	fl.StringVar(&f.clientID, "client-id", "", "client ID registered for opkssh at the OP")
 	fl.StringVar(&f.clientSecret, "client-secret", "", "client secret, for OPs that treat desktop apps as confidential clients")
-	fl.StringVar(&f.scopes, "scopes", strings.Join(provider.DefaultScopes, " "), "space-separated scopes to request")
+	fl.StringVar(&f.scopes, "scopes", strings.Join(provider.DefaultScopes(), " "), "space-separated scopes to request")
 	fl.StringVar(&f.keyType, "key-type", "ecdsa", "key type: ecdsa (P-256) or ed25519")
 	fl.StringVar(&f.keyFile, "key-file", "", "private key path (default ~/.ssh/id_ecdsa or ~/.ssh/id_ed25519)")
 	fl.DurationVar(&f.lifetime, "lifetime", 24*time.Hour, "certificate validity from the login, by this machine's clock or the OP's, whichever is earlier (servers apply their own limit)")
@@ -125,7 +119,7 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.BoolVar(&f.paste, "paste", false, "also read the address the browser login ended on from stdin (the default with --no-browser when stdin is a terminal)")
 	fl.BoolVar(&f.device, "device", false, "device-code login: enter a code shown here on any device's browser (for machines without one)")
 	fl.BoolVar(&f.noQR, "no-qr", false, "with --device: show no QR code of the verification URL (shown when stderr is a terminal wide enough)")
-	fl.StringSliceVar(&f.redirectURIs, "redirect-uri", provider.DefaultRedirectURIs, "loopback redirect URIs to try in order")
+	fl.StringSliceVar(&f.redirectURIs, "redirect-uri", provider.DefaultRedirectURIs(), "loopback redirect URIs to try in order")
 	fl.BoolVar(&f.ifNeeded, "if-needed", false, "do nothing if the certificate remains valid for longer than --min-remaining (see \"opkssh status\")")
 	fl.DurationVar(&f.minRemaining, "min-remaining", 5*time.Minute, "with --if-needed: how long the certificate must remain valid")
 	fl.BoolVar(&f.quiet, "quiet", false, "print nothing unless a login is needed (for ssh's Match exec)")
@@ -146,14 +140,18 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if agentFromFile {
 		f.agent = true
 	}
+	keyType, err := session.ParseKeyType(f.keyType)
+	if err != nil {
+		return err
+	}
 	var keyPath string // stays empty with --agent-only: nothing is written
 	if f.agentOnly {
 		if f.keyFile != "" {
 			return errors.New("--key-file and --agent-only do not go together: --agent-only writes no file")
 		}
 		f.agent = true
-	} else if keyPath, err = loginKeyPath(f); err != nil {
-		return err
+	} else if keyPath, err = session.LoginKeyPath(f.keyFile, keyType); err != nil {
+		return withHint(err, "pass --key-file")
 	}
 	out := cmd.OutOrStdout()
 	if f.quiet {
@@ -177,7 +175,8 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if f.lifetime <= 0 {
 		return fmt.Errorf("--lifetime %s must be positive", f.lifetime)
 	}
-	restrict, err := loginRestrictions(cmd, f)
+	fl := cmd.Flags()
+	restrict, err := session.ParseRestrictions(f.forceCommand, f.sourceAddress, fl.Changed("force-command"), fl.Changed("source-address"))
 	if err != nil {
 		return err
 	}
@@ -188,7 +187,9 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		if keyPath != "" {
 			// ssh starts one opkssh per connection: let one log in (or refresh), the others wait
 			// and then find the certificate valid.
-			unlock, err := lockLogin(cmd.ErrOrStderr(), keyPath)
+			unlock, err := session.Lock(keyPath, func() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "Another opkssh login of %s is running; waiting for it to finish (Ctrl-C to cancel)...\n", keyPath)
+			})
 			if err != nil {
 				return err
 			}
@@ -206,16 +207,14 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	signer, alg, err := newKey(f.keyType)
+	signer, alg, err := session.NewKey(keyType)
 	if err != nil {
 		return err
 	}
 	// Refuse before the user spends time in the browser.
 	if keyPath != "" {
-		if owned, err := sshcert.OwnedByOpkssh(keyPath); err != nil {
+		if err := session.CheckKeyPath(keyPath); err != nil {
 			return err
-		} else if !owned {
-			return fmt.Errorf("%s already holds a private key that opkssh did not create; it is left untouched. Use --key-file to choose another path, e.g. --key-file %s", keyPath, filepath.Join(filepath.Dir(keyPath), "id_opkssh"))
 		}
 	}
 
@@ -233,8 +232,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		res, err = provider.DeviceLogin(ctx, cfg, opts)
 	} else {
 		if !f.noBrowser {
-			browser.Stdout, browser.Stderr = cmd.ErrOrStderr(), cmd.ErrOrStderr()
-			opts.OpenBrowser = browser.OpenURL
+			opts.OpenBrowser = browser.OpenURL // its output goes to stderr: see Main
 		}
 		if f.paste || f.noBrowser && isTerminal(cmd.InOrStdin()) {
 			opts.Paste = cmd.InOrStdin()
@@ -244,38 +242,23 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	compact, err := res.PKToken.Compact()
-	if err != nil {
-		return fmt.Errorf("serializing the PK token: %w", err)
-	}
-	c := res.Claims
-	who := c.Email
-	if who == "" {
-		who = c.Subject
-	}
-	validAfter, validBefore := sshcert.Window(time.Now(), c.IssuedAt, f.lifetime)
-	cert, err := sshcert.New(sshcert.Params{Signer: signer, PKToken: compact, KeyID: who, ValidAfter: validAfter, ValidBefore: validBefore,
-		ForceCommand: restrict.ForceCommand, SourceAddress: restrict.SourceAddress})
+	login, err := session.Issue(signer, res, time.Now(), f.lifetime, restrict)
 	if err != nil {
 		return err
 	}
-	comment := sshagent.CommentPrefix + who
 	if keyPath != "" {
-		if err := sshcert.WriteKeyPair(keyPath, signer, cert, comment); err != nil {
-			if errors.Is(err, sshcert.ErrForeignKey) {
-				return fmt.Errorf("%v; use --key-file to choose another path", err)
-			}
-			return fmt.Errorf("writing the key and certificate: %w", err)
+		if err := login.Save(keyPath); err != nil {
+			return err
 		}
 	}
-	fmt.Fprintf(out, "Logged in as %s (issuer %s).\n", who, c.Issuer)
-	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), shortDuration(time.Until(validBefore)))
+	fmt.Fprintf(out, "Logged in as %s (issuer %s).\n", login.Identity, login.Issuer)
+	printValidUntil(out, login.ValidBefore)
 	if keyPath != "" {
 		fmt.Fprintf(out, "Wrote %s and %s\n", keyPath, sshcert.CertPath(keyPath))
 		keepRefreshToken(cmd, out, cfg, keyPath, res.RefreshToken)
 	}
 	if f.agent {
-		if err := addToAgent(out, sock, signer, cert, comment, time.Until(validBefore)); err != nil {
+		if err := addToAgent(out, sock, login); err != nil {
 			if keyPath != "" {
 				return fmt.Errorf("%w (the key and certificate files were written)", err)
 			}
@@ -288,32 +271,12 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	return nil
 }
 
-// restrictions are the critical options a login puts in the certificate; zero fields put none.
-type restrictions struct {
-	set           bool // a flag was given: a renewal uses these instead of the certificate's
-	ForceCommand  string
-	SourceAddress []string
+func printValidUntil(out io.Writer, validBefore time.Time) {
+	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), shortDuration(time.Until(validBefore)))
 }
 
-// loginRestrictions reads --force-command and --source-address.
-func loginRestrictions(cmd *cobra.Command, f loginFlags) (restrictions, error) {
-	var r restrictions
-	fl := cmd.Flags()
-	if fl.Changed("force-command") {
-		if strings.TrimSpace(f.forceCommand) == "" {
-			return r, errors.New("--force-command needs a command")
-		}
-		r.set, r.ForceCommand = true, f.forceCommand
-	}
-	if fl.Changed("source-address") {
-		addrs, err := sshcert.ParseSourceAddress(f.sourceAddress)
-		if err != nil {
-			return r, fmt.Errorf("--source-address: %v (want IP addresses or CIDR blocks separated by commas, e.g. 192.0.2.0/24,2001:db8::/32)", err)
-		}
-		r.set, r.SourceAddress = true, addrs
-	}
-	return r, nil
-}
+// withHint adds what the user can do to err.
+func withHint(err error, hint string) error { return fmt.Errorf("%w; %s", err, hint) }
 
 // stillLoggedIn is --if-needed: it reports whether the certificate (in the agent with
 // --agent-only, else in the file) remains valid for longer than --min-remaining and comes from
@@ -325,7 +288,7 @@ func stillLoggedIn(out io.Writer, f loginFlags, issuer, keyPath, sock string) (b
 	if f.agentOnly {
 		st, err = agentStatus(sock, time.Now(), f.minRemaining)
 	} else {
-		st, err = certstatus.OfFile(sshcert.CertPath(keyPath), time.Now(), f.minRemaining)
+		st, err = session.Status([]string{keyPath}, time.Now(), f.minRemaining)
 	}
 	if err != nil {
 		return false, err
@@ -339,24 +302,6 @@ func stillLoggedIn(out io.Writer, f loginFlags, issuer, keyPath, sock string) (b
 		return true, loadIntoAgent(out, sock, keyPath)
 	}
 	return true, nil
-}
-
-// lockLogin waits until no other "login --if-needed" of the key at keyPath is running, saying so on
-// errOut if it has to, and returns the function that lets the next one go. The lock is
-// keyPath.lock, which stays beside the key (empty); the key itself cannot be the lock: a login
-// replaces it.
-func lockLogin(errOut io.Writer, keyPath string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
-		return nil, err
-	}
-	path := keyPath + ".lock"
-	unlock, err := filelock.Lock(path, func() {
-		fmt.Fprintf(errOut, "Another opkssh login of %s is running; waiting for it to finish (Ctrl-C to cancel)...\n", keyPath)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return unlock, nil
 }
 
 // loginConfig picks the OP to log in with: the provider named by the argument, OPKSSH_PROVIDER or
@@ -402,46 +347,4 @@ func loadClientConfig(getenv func(string) string) (*provider.ConfigFile, error) 
 		return &provider.ConfigFile{Path: "(no configuration file: " + err.Error() + ")"}, nil
 	}
 	return provider.LoadConfig(path)
-}
-
-// newKey makes the user's key pair and returns its JOSE algorithm.
-func newKey(keyType string) (crypto.Signer, string, error) {
-	name, err := defaultKeyName(keyType)
-	if err != nil {
-		return nil, "", err
-	}
-	if name == "id_ed25519" {
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		return k, "EdDSA", err
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	return k, "ES256", err
-}
-
-// defaultKeyName is the file in ~/.ssh where ssh looks for a key of that type.
-func defaultKeyName(keyType string) (string, error) {
-	switch strings.ToLower(keyType) {
-	case "ecdsa", "ecdsa-p256", "p256":
-		return "id_ecdsa", nil
-	case "ed25519":
-		return "id_ed25519", nil
-	default:
-		return "", fmt.Errorf("--key-type %q is not supported: use ecdsa (default) or ed25519", keyType)
-	}
-}
-
-// loginKeyPath is --key-file, or the default file for --key-type in ~/.ssh.
-func loginKeyPath(f loginFlags) (string, error) {
-	name, err := defaultKeyName(f.keyType)
-	if err != nil {
-		return "", err
-	}
-	if f.keyFile != "" {
-		return f.keyFile, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("cannot find your home directory (%v); pass --key-file", err)
-	}
-	return filepath.Join(home, ".ssh", name), nil
 }

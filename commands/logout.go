@@ -1,20 +1,14 @@
 package commands
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/opkssh-team/opkssh/internal/certstatus"
+	"github.com/opkssh-team/opkssh/internal/session"
 	"github.com/opkssh-team/opkssh/internal/sshagent"
-	"github.com/opkssh-team/opkssh/internal/sshcert"
-	"github.com/opkssh-team/opkssh/provider"
 )
 
 func newLogoutCmd() *cobra.Command {
@@ -43,18 +37,19 @@ The OP's session in your browser is not ended: that is the OP's business, on its
   SSH_AUTH_SOCK= opkssh logout     # files only`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			keys, err := logoutKeyPaths(keyFile)
+			keys, err := session.KeyPaths(keyFile)
 			if err != nil {
-				return err
+				return withHint(err, "pass --key-file")
 			}
 			out := cmd.OutOrStdout()
 			removedFiles := false
 			for _, k := range keys {
-				removed, err := removeKeyPair(out, k)
+				r, err := session.Remove(k)
 				if err != nil {
 					return err
 				}
-				removedFiles = removedFiles || removed
+				printRemoval(out, r)
+				removedFiles = removedFiles || r.Removed()
 			}
 			removedIDs, agentErr := removeFromAgent(out, os.Getenv(sshagent.EnvSocket))
 			if !removedFiles && removedIDs == 0 && agentErr == nil {
@@ -71,108 +66,22 @@ The OP's session in your browser is not ended: that is the OP's business, on its
 	return cmd
 }
 
-// logoutKeyPaths lists the private keys logout looks at: keyFile, or the ones login writes by default.
-func logoutKeyPaths(keyFile string) ([]string, error) {
-	if keyFile != "" {
-		return []string{keyFile}, nil
+// printRemoval says what session.Remove did with one key's files.
+func printRemoval(out io.Writer, r session.Removal) {
+	for _, p := range r.Left {
+		fmt.Fprintf(out, "Left %s alone: opkssh did not create it.\n", p)
 	}
-	var keys []string
-	for _, keyType := range []string{"ecdsa", "ed25519"} {
-		k, err := loginKeyPath(loginFlags{keyType: keyType})
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
-}
-
-// removeKeyPair removes keyPath and its certificate if opkssh made them, and reports whether it
-// removed anything. Files opkssh did not make are left and mentioned.
-func removeKeyPair(out io.Writer, keyPath string) (bool, error) {
-	certPath := sshcert.CertPath(keyPath)
-	keyExists, err := exists(keyPath)
-	if err != nil {
-		return false, err
-	}
-	certExists, err := exists(certPath)
-	if err != nil {
-		return false, err
-	}
-	if !keyExists && !certExists {
-		return removeRefreshToken(out, keyPath, false)
-	}
-	cert, _ := sshcert.ReadCertFile(certPath)
-	ours := false
-	if cert != nil {
-		_, ours = cert.Permissions.Extensions[sshcert.ExtensionPKToken]
-	}
-	if keyExists {
-		// The test login applies before it overwrites a key.
-		if ours, err = sshcert.OwnedByOpkssh(keyPath); err != nil {
-			return false, err
-		}
-	}
-	if !ours {
-		left := keyPath
-		if !keyExists {
-			left = certPath
-		}
-		fmt.Fprintf(out, "Left %s alone: opkssh did not create it.\n", left)
-		return false, nil
-	}
-	var who string
-	if cert != nil {
-		who = certstatus.Of(cert, time.Now(), 0).Identity
-	} else {
-		// The comment is the file's text, not a verified identity: quote it.
-		who, _ = sshcert.OpksshKeyIdentity(keyPath)
-		who = strconv.Quote(who)
-	}
-	if _, err := removeRefreshToken(out, keyPath, true); err != nil {
-		return false, err
-	}
-	// Then the key: a certificate without its key is still recognised as opkssh's, and so is a key
-	// without its certificate if it carries opkssh's comment.
-	if keyExists {
-		if err := os.Remove(keyPath); err != nil {
-			return false, err
-		}
+	if r.RefreshToken != "" {
+		fmt.Fprintf(out, "Removed %s (the refresh token).\n", r.RefreshToken)
 	}
 	switch {
-	case !certExists:
-		fmt.Fprintf(out, "Removed %s (%s; its certificate was already gone).\n", keyPath, who)
-		return true, nil
-	case !keyExists:
-		if err := os.Remove(certPath); err != nil {
-			return true, err
-		}
-		fmt.Fprintf(out, "Removed %s (%s; its key was already gone).\n", certPath, who)
-	default:
-		if err := os.Remove(certPath); err != nil {
-			return true, err
-		}
-		fmt.Fprintf(out, "Removed %s and %s (%s).\n", keyPath, certPath, who)
+	case r.Key != "" && r.Cert != "":
+		fmt.Fprintf(out, "Removed %s and %s (%s).\n", r.Key, r.Cert, r.Identity)
+	case r.Key != "":
+		fmt.Fprintf(out, "Removed %s (%s; its certificate was already gone).\n", r.Key, r.Identity)
+	case r.Cert != "":
+		fmt.Fprintf(out, "Removed %s (%s; its key was already gone).\n", r.Cert, r.Identity)
 	}
-	return true, nil
-}
-
-// removeRefreshToken removes the refresh token file of the key at keyPath, if there is one: always
-// when the key pair is opkssh's (ours), else only if opkssh wrote the file.
-func removeRefreshToken(out io.Writer, keyPath string, ours bool) (bool, error) {
-	path := provider.RefreshTokenPath(keyPath)
-	if ok, err := exists(path); !ok || err != nil {
-		return false, err
-	}
-	if _, err := provider.LoadRefreshToken(path); errors.Is(err, provider.ErrNotRefreshTokenFile) && !ours {
-		fmt.Fprintf(out, "Left %s alone: opkssh did not create it.\n", path)
-		return false, nil
-	}
-	if err := os.Remove(path); err != nil {
-		return false, err
-	}
-	fmt.Fprintf(out, "Removed %s (the refresh token).\n", path)
-	return true, nil
 }
 
 // removeFromAgent removes opkssh's identities from the agent at sock, if one is set.
@@ -188,14 +97,6 @@ func removeFromAgent(out io.Writer, sock string) (int, error) {
 	removed, err := sshagent.Remove(conn, nil)
 	printRemovedFromAgent(out, removed)
 	return len(removed), err
-}
-
-func exists(path string) (bool, error) {
-	_, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 func joinPaths(paths []string) string {

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/opkssh-team/opkssh/internal/serverconfig"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/policy"
 	"github.com/opkssh-team/opkssh/verifier"
@@ -69,11 +69,7 @@ func (s *policySource) addFlags(fl *pflag.FlagSet) {
 }
 
 func (s *policySource) load() (*policy.Policy, error) {
-	return policy.Load(policy.LoadOptions{
-		Path:        s.path,
-		DropInDir:   filepath.Join(filepath.Dir(s.path), "policies.d"),
-		TrustedUIDs: []int{0, s.owner},
-	})
+	return policy.Load(serverconfig.Verify{PolicyPath: s.path, PolicyOwner: s.owner}.PolicyOptions())
 }
 
 // loadOrReport loads the policy; on failure it prints every error, one per

@@ -37,7 +37,7 @@ The file is plain YAML and may be edited by hand; "provider add" keeps your comm
 
 func presetHelp() string {
 	var b strings.Builder
-	for _, p := range provider.Presets {
+	for _, p := range provider.Presets() {
 		fmt.Fprintf(&b, "  %-10s %s\n", p.Name, p.Description)
 	}
 	return b.String()

@@ -1,7 +1,9 @@
-// Package commands is the opkssh command line: one file per subcommand, plus a few small helpers
-// they share (decision log, agent, refresh, durations, terminal checks). Each command turns flags
-// into calls to the provider, verifier, policy and internal packages and prints the result; the
-// protocol and policy logic live in those packages.
+// Package commands is the opkssh command line: one file per subcommand, plus the printing side of
+// what several share (agent.go: the ssh-agent; refresh.go: login's renewal; log.go: verify's
+// decision log; duration.go, terminal.go). Each command turns flags into calls and prints the
+// result. The knowledge lives elsewhere: the workstation's keys, certificates, renewal and agent
+// in internal/session; verify's flags and the server's default paths in internal/serverconfig;
+// the decision in verifier, the policy in policy, the OPs in provider.
 package commands
 
 import (
@@ -11,6 +13,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pkg/browser"
 	"github.com/spf13/cobra"
 )
 
@@ -77,4 +80,11 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 }
 
 // Main is the entry point used by cmd/opkssh.
-func Main() int { return Execute(os.Args[1:], os.Stdout, os.Stderr) }
+func Main() int {
+	// pkg/browser runs the system's URL opener with these package variables as its output. The
+	// process's stdout belongs to opkssh's own output (ssh's Match exec reads nothing, scripts read
+	// status), so the opener writes to stderr. Set once here, for the whole process, rather than
+	// by a command in the middle of its run.
+	browser.Stdout, browser.Stderr = os.Stderr, os.Stderr
+	return Execute(os.Args[1:], os.Stdout, os.Stderr)
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/opkssh-team/opkssh/internal/session"
 	"github.com/opkssh-team/opkssh/internal/sshconfig"
 )
 
@@ -150,11 +151,11 @@ func runSSHConfigUninstall(cmd *cobra.Command) error {
 }
 
 func userSSHConfigPath() (string, error) {
-	home, err := os.UserHomeDir()
+	keys, err := session.UserKeys()
 	if err != nil {
-		return "", fmt.Errorf("cannot find your home directory: %v", err)
+		return "", err
 	}
-	return filepath.Join(home, ".ssh", "config"), nil
+	return keys.SSHConfig(), nil
 }
 
 // opksshPath is the absolute path this binary was started by. Symlinks are not resolved: a

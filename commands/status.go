@@ -4,15 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/opkssh-team/opkssh/internal/certstatus"
-	"github.com/opkssh-team/opkssh/internal/sshcert"
+	"github.com/opkssh-team/opkssh/internal/session"
 )
 
 // Exit codes of "opkssh status", one per certstatus.State; 1 stays "the command itself failed".
@@ -53,11 +51,12 @@ Exit status:
 			if minRemaining < 0 {
 				return fmt.Errorf("--min-remaining %s must not be negative", minRemaining)
 			}
-			paths, err := certCandidates(keyFile)
+			keys, err := session.KeyPaths(keyFile)
 			if err != nil {
-				return err
+				return withHint(err, "pass --key-file")
 			}
-			st, err := bestStatus(paths, time.Now(), minRemaining)
+			paths := session.CertPaths(keys)
+			st, err := session.Status(keys, time.Now(), minRemaining)
 			if err != nil {
 				return err
 			}
@@ -81,33 +80,6 @@ Exit status:
 	fl.DurationVar(&minRemaining, "min-remaining", 5*time.Minute, "how long the certificate must remain valid to count as valid")
 	fl.BoolVar(&asJSON, "json", false, "print JSON for scripts")
 	return cmd
-}
-
-// certCandidates lists the certificate files to consider: keyFile's, or the default ones.
-func certCandidates(keyFile string) ([]string, error) {
-	if keyFile != "" {
-		return []string{sshcert.CertPath(keyFile)}, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return nil, fmt.Errorf("cannot find your home directory (%v); pass --key-file", err)
-	}
-	return []string{
-		sshcert.CertPath(filepath.Join(home, ".ssh", "id_ecdsa")),
-		sshcert.CertPath(filepath.Join(home, ".ssh", "id_ed25519")),
-	}, nil
-}
-
-func bestStatus(paths []string, now time.Time, minRemaining time.Duration) (certstatus.Status, error) {
-	var all []certstatus.Status
-	for _, p := range paths {
-		st, err := certstatus.OfFile(p, now, minRemaining)
-		if err != nil {
-			return certstatus.Status{}, err
-		}
-		all = append(all, st)
-	}
-	return certstatus.Best(all), nil
 }
 
 func printStatus(w io.Writer, st certstatus.Status, looked []string) {

@@ -3,31 +3,22 @@ package commands
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/opkssh-team/opkssh/internal/serverconfig"
 	"github.com/opkssh-team/opkssh/policy"
 	"github.com/opkssh-team/opkssh/verifier"
 )
 
-// Default server paths.
+// Default server paths, named once in serverconfig.
 const (
-	DefaultPolicyPath = "/etc/opkssh/policies.yaml"
-	DefaultLogFile    = "/var/log/opkssh/verify.log"
+	DefaultPolicyPath = serverconfig.PolicyPath
+	DefaultLogFile    = serverconfig.LogFile
 )
 
-type verifyFlags struct {
-	policyPath, logFile, clientAddr string
-	cacheDir                        string
-	staleFor                        time.Duration
-	timeout                         time.Duration
-	policyOwner                     int
-}
-
 func newVerifyCmd() *cobra.Command {
-	var f verifyFlags
+	var f serverconfig.Verify
 	cmd := &cobra.Command{
 		Use:   "verify PRINCIPAL CERT_B64 KEY_TYPE",
 		Short: "Decide an ssh login (sshd's AuthorizedKeysCommand)",
@@ -61,19 +52,12 @@ OP is unreachable its cached keys stay usable for --stale-for, and such decision
 		fmt.Fprintln(c.ErrOrStderr())
 		fmt.Fprint(c.ErrOrStderr(), c.UsageString())
 	})
-	fl := cmd.Flags()
-	fl.StringVar(&f.policyPath, "policy", DefaultPolicyPath, "policy file; drop-ins are read from policies.d beside it")
-	fl.StringVar(&f.logFile, "log-file", "", "append decisions to this file (default "+DefaultLogFile+" when /var/log/opkssh exists)")
-	fl.StringVar(&f.clientAddr, "client-addr", "", "sshd's %C (client address and port, server address and port): logged, and tested by rules with require.from")
-	fl.DurationVar(&f.timeout, "timeout", verifier.DefaultFetchTimeout, "limit for each request to the OP")
-	fl.StringVar(&f.cacheDir, "cache-dir", verifier.DefaultCacheDir, "where the OPs' keys and a compiled policy snapshot are cached (owned by the verify user, mode 0700); \"\" for none")
-	fl.DurationVar(&f.staleFor, "stale-for", verifier.DefaultStaleFor, "how long cached keys stay usable while the OP is unreachable")
-	fl.IntVar(&f.policyOwner, "policy-owner", 0, "also trust policy files owned by this uid besides root (demos and tests; never in sshd_config)")
+	f.Register(cmd.Flags())
 	return cmd
 }
 
-func runVerify(cmd *cobra.Command, f verifyFlags, args []string) error {
-	logger, closeLog := openDecisionLog(cmd.ErrOrStderr(), f.logFile)
+func runVerify(cmd *cobra.Command, f serverconfig.Verify, args []string) error {
+	logger, closeLog := openDecisionLog(cmd.ErrOrStderr(), f.LogFile)
 	defer closeLog()
 	if len(args) != 3 {
 		// A broken AuthorizedKeysCommand line: say so where the administrator looks.
@@ -81,20 +65,16 @@ func runVerify(cmd *cobra.Command, f verifyFlags, args []string) error {
 			"detail", fmt.Sprintf("verify takes 3 arguments (%%u %%k %%t), got %d; check AuthorizedKeysCommand in sshd_config", len(args)))
 		return exitError{code: 1}
 	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 3*f.timeout)
+	ctx, cancel := context.WithTimeout(cmd.Context(), 3*f.Timeout)
 	defer cancel()
 	opts := verifier.Options{
 		LoadPolicy: func() (*policy.Policy, error) {
-			return policy.LoadForPrincipal(policy.LoadOptions{
-				Path:        f.policyPath,
-				DropInDir:   filepath.Join(filepath.Dir(f.policyPath), "policies.d"),
-				TrustedUIDs: []int{0, f.policyOwner},
-			}, f.cacheDir, args[0])
+			return policy.LoadForPrincipal(f.PolicyOptions(), f.CacheDir, args[0])
 		},
-		Keys: &verifier.Cache{Dir: f.cacheDir, Fetcher: verifier.Fetcher{Timeout: f.timeout, TrustedUIDs: []int{f.policyOwner}}, StaleFor: f.staleFor, Log: logger},
+		Keys: &verifier.Cache{Dir: f.CacheDir, Fetcher: verifier.Fetcher{Timeout: f.Timeout, TrustedUIDs: []int{f.PolicyOwner}}, StaleFor: f.StaleFor, Log: logger},
 		Log:  logger,
 	}
-	res := verifier.Verify(ctx, opts, verifier.Request{Principal: args[0], CertB64: args[1], KeyType: args[2], ClientAddr: f.clientAddr})
+	res := verifier.Verify(ctx, opts, verifier.Request{Principal: args[0], CertB64: args[1], KeyType: args[2], ClientAddr: f.ClientAddr})
 	if !res.Allowed {
 		return exitError{code: 1}
 	}

@@ -6,11 +6,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/internal/filelock"
 	"github.com/opkssh-team/opkssh/internal/yamlfmt"
 )
@@ -190,43 +190,8 @@ func identityNode(id Identity) *yaml.Node {
 	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{str(id.Kind), val}}
 }
 
-// writeAtomic replaces path with data: a temporary file in the same
-// directory gets the data, fsync, the old mode and owner, and is renamed
-// over path; then the directory is synced so the rename survives a crash.
-func writeAtomic(path string, data []byte, old fs.FileInfo) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(old.Mode().Perm()); err != nil {
-		return err
-	}
-	if err = chownLike(tmp, old); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+// writeAtomic replaces path with data (atomicfile), keeping the mode and owner of the file it
+// replaces, described by old.
+func writeAtomic(path string, data []byte, old fs.FileInfo) error {
+	return atomicfile.WriteWith(path, data, atomicfile.Options{Like: old})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/internal/yamlfmt"
 )
 
@@ -587,36 +589,12 @@ func (im *importer) header() string {
 	return strings.Join(lines, "\n")
 }
 
-// WriteNewFile creates path with data, mode 0644, all at once: the data
-// goes to a temporary file in the same directory that is then linked to
-// path, which fails if path exists. An existing file is never replaced.
-func WriteNewFile(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
+// WriteNewFile creates path with data, mode 0644, all at once (atomicfile): an existing file is
+// never replaced.
+func WriteNewFile(path string, data []byte) error {
+	err := atomicfile.WriteWith(path, data, atomicfile.Options{Mode: 0o644, NoReplace: true})
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists and is never overwritten: name a new file, or remove it first", path)
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%s already exists and is never overwritten: name a new file, or remove it first", path)
-		}
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return err
 }

@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/internal/trustfile"
 )
 
@@ -32,6 +34,15 @@ type LoadOptions struct {
 	// TrustedUIDs are the owners files and directories may have; empty
 	// means root only.
 	TrustedUIDs []int
+	// SnapshotBuildWait bounds how long LoadForPrincipal waits for another
+	// process to build the policy snapshot before it loads the policy itself:
+	// a builder that hangs or keeps failing costs the others this much.
+	// 0 means DefaultSnapshotBuildWait.
+	SnapshotBuildWait time.Duration
+
+	// parsed, if set, is called each time LoadForPrincipal parses the
+	// policy with a usable cache directory (the tests of the build lock).
+	parsed func()
 }
 
 // Load reads, checks and merges the policy files. Any error means the whole
@@ -191,7 +202,7 @@ func checkTrusted(fi fs.FileInfo, path string, trusted []int, isDir bool) error 
 	if isDir != fi.IsDir() || !isDir && !fi.Mode().IsRegular() {
 		return fmt.Errorf("%w: %s %s is a %s; it must be a %s", ErrUnsafeFile, kind, path, typeName(fi.Mode()), want)
 	}
-	uid, ok := fileOwner(fi)
+	uid, _, ok := fileowner.Of(fi)
 	if !ok {
 		return fmt.Errorf("%w: cannot read the owner of %s on this system", ErrUnsafeFile, path)
 	}

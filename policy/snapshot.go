@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/opkssh-team/opkssh/internal/filelock"
+	"github.com/opkssh-team/opkssh/internal/fileowner"
 )
 
 // LoadForPrincipal returns what a decision about principal needs from the policy: every provider,
@@ -46,13 +46,15 @@ func LoadForPrincipal(opts LoadOptions, cacheDir, principal string) (*Policy, er
 	// After an edit every login misses the snapshot at the same moment. One builds it while the
 	// others wait for it, rather than each parsing a large policy at once: 20 verifies of a
 	// 100,000-rule policy took 50 s each that way on the 2-core machine.
-	if unlock := awaitBuild(cacheDir); unlock != nil {
+	if unlock := awaitBuild(cacheDir, opts.SnapshotBuildWait); unlock != nil {
 		defer unlock()
 		if p, err := readSnapshot(dir, principal); err == nil {
 			return p, nil // built while this one waited
 		}
 	}
-	snapshotLoads.Add(1)
+	if opts.parsed != nil {
+		opts.parsed()
+	}
 	p, err := Load(opts)
 	if err != nil {
 		return nil, err
@@ -61,20 +63,18 @@ func LoadForPrincipal(opts LoadOptions, cacheDir, principal string) (*Policy, er
 	return p, nil
 }
 
-// snapshotBuildWait bounds how long a verify waits for another to build the snapshot before it
-// loads the policy itself: a builder that hangs or keeps failing costs the others this much.
-var snapshotBuildWait = 10 * time.Second
+// DefaultSnapshotBuildWait is LoadOptions.SnapshotBuildWait when it is 0.
+const DefaultSnapshotBuildWait = 10 * time.Second
 
-// snapshotLoads counts the times LoadForPrincipal parsed the policy with a usable cache directory,
-// for the tests of the build lock.
-var snapshotLoads atomic.Int32
-
-// awaitBuild takes the snapshot build lock of cacheDir, waiting up to snapshotBuildWait. It returns
+// awaitBuild takes the snapshot build lock of cacheDir, waiting up to wait. It returns
 // nil, and the caller goes on without the lock, if the wait ran out or locks do not work here.
 // The lock file's name does not match the snapshot directories', which writeSnapshot prunes.
-func awaitBuild(cacheDir string) (unlock func()) {
+func awaitBuild(cacheDir string, wait time.Duration) (unlock func()) {
+	if wait <= 0 {
+		wait = DefaultSnapshotBuildWait
+	}
 	path := filepath.Join(cacheDir, ".policy-build.lock")
-	deadline := time.Now().Add(snapshotBuildWait)
+	deadline := time.Now().Add(wait)
 	for {
 		unlock, ok, err := filelock.TryLock(path)
 		if err != nil {
@@ -232,7 +232,7 @@ func checkSnapshotDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	uid, ok := fileOwner(fi)
+	uid, _, ok := fileowner.Of(fi)
 	if !fi.IsDir() || !ok || (uid != 0 && uid != os.Geteuid()) || fi.Mode().Perm()&0o022 != 0 {
 		return fmt.Errorf("%s is not a private directory of this user or root", dir)
 	}

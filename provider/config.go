@@ -245,10 +245,10 @@ func (c Config) With(o Overrides) Config {
 // WithDefaults fills empty scopes and redirect URIs with DefaultScopes and DefaultRedirectURIs.
 func (c Config) WithDefaults() Config {
 	if len(c.Scopes) == 0 {
-		c.Scopes = slices.Clone(DefaultScopes)
+		c.Scopes = DefaultScopes()
 	}
 	if len(c.RedirectURIs) == 0 {
-		c.RedirectURIs = slices.Clone(DefaultRedirectURIs)
+		c.RedirectURIs = DefaultRedirectURIs()
 	}
 	return c
 }

@@ -18,48 +18,53 @@ type Preset struct {
 }
 
 // Presets are the OPs opkssh knows by name, in the order "opkssh provider add --help" lists them.
-var Presets = []Preset{
-	{
-		Name:        "google",
-		Description: "Google accounts (issuer https://accounts.google.com); Google's desktop clients also need --client-secret",
-		Issuer:      fixedIssuer("https://accounts.google.com"),
-		Scopes:      []string{"openid", "email", "profile"},
-	},
-	{
-		Name:        "microsoft",
-		Description: "Microsoft Entra ID; needs --tenant (the directory ID, or a verified domain that is looked up)",
-		Issuer:      microsoftIssuer,
-		Scopes:      []string{"openid", "email", "profile"},
-	},
-	{
-		Name:        "gitlab",
-		Description: "GitLab.com (issuer https://gitlab.com); pass --issuer for a self-managed GitLab",
-		Issuer:      fixedIssuer("https://gitlab.com"),
-		Scopes:      []string{"openid", "email", "profile"},
-	},
-	{
-		Name:        "generic",
-		Description: "any OpenID Connect provider (Keycloak, Authentik, Okta, Dex…); needs --issuer",
-		Issuer: func(string) (string, error) {
-			return "", errors.New("the generic preset needs an issuer URL (--issuer)")
+// Each call returns fresh values: a caller may change them.
+func Presets() []Preset {
+	return []Preset{
+		{
+			Name:        "google",
+			Description: "Google accounts (issuer https://accounts.google.com); Google's desktop clients also need --client-secret",
+			Issuer:      fixedIssuer("https://accounts.google.com"),
+			Scopes:      []string{"openid", "email", "profile"},
 		},
-		Scopes: DefaultScopes,
-	},
+		{
+			Name:        "microsoft",
+			Description: "Microsoft Entra ID; needs --tenant (the directory ID, or a verified domain that is looked up)",
+			Issuer:      microsoftIssuer,
+			Scopes:      []string{"openid", "email", "profile"},
+		},
+		{
+			Name:        "gitlab",
+			Description: "GitLab.com (issuer https://gitlab.com); pass --issuer for a self-managed GitLab",
+			Issuer:      fixedIssuer("https://gitlab.com"),
+			Scopes:      []string{"openid", "email", "profile"},
+		},
+		{
+			Name:        "generic",
+			Description: "any OpenID Connect provider (Keycloak, Authentik, Okta, Dex…); needs --issuer",
+			Issuer: func(string) (string, error) {
+				return "", errors.New("the generic preset needs an issuer URL (--issuer)")
+			},
+			Scopes: DefaultScopes(),
+		},
+	}
 }
 
 // LookupPreset returns the preset with that name.
 func LookupPreset(name string) (Preset, bool) {
-	i := slices.IndexFunc(Presets, func(p Preset) bool { return p.Name == name })
+	presets := Presets()
+	i := slices.IndexFunc(presets, func(p Preset) bool { return p.Name == name })
 	if i < 0 {
 		return Preset{}, false
 	}
-	return Presets[i], true
+	return presets[i], true
 }
 
 // PresetNames lists the preset names, for error messages and help.
 func PresetNames() []string {
-	names := make([]string, len(Presets))
-	for i, p := range Presets {
+	presets := Presets()
+	names := make([]string, len(presets))
+	for i, p := range presets {
 		names[i] = p.Name
 	}
 	return names

@@ -23,15 +23,17 @@ import (
 )
 
 // DefaultRedirectURIs are tried in order; the first whose port is free is used. They match the
-// client registrations made for other OpenPubkey SSH tools.
-var DefaultRedirectURIs = []string{
-	"http://localhost:3000/login-callback",
-	"http://localhost:10001/login-callback",
-	"http://localhost:11110/login-callback",
+// client registrations made for other OpenPubkey SSH tools. Each call returns a fresh slice.
+func DefaultRedirectURIs() []string {
+	return []string{
+		"http://localhost:3000/login-callback",
+		"http://localhost:10001/login-callback",
+		"http://localhost:11110/login-callback",
+	}
 }
 
-// DefaultScopes are requested when the user names none.
-var DefaultScopes = []string{"openid", "email", "profile"}
+// DefaultScopes are requested when the user names none. Each call returns a fresh slice.
+func DefaultScopes() []string { return []string{"openid", "email", "profile"} }
 
 // Config names an OP and our client registration at it.
 type Config struct {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/opkssh-team/opkssh/internal/fileowner"
+	"github.com/opkssh-team/opkssh/internal/serverconfig"
 	"github.com/opkssh-team/opkssh/policy"
 	"github.com/opkssh-team/opkssh/verifier"
 )
@@ -54,11 +55,12 @@ type Options struct {
 }
 
 type doctor struct {
-	o          Options
-	findings   []Finding
-	verifyUser *user.User
-	staleFor   time.Duration // verify's --stale-for; 0 means verifier.DefaultStaleFor
-	noCache    bool          // verify runs with --cache-dir "": keys are kept in memory only
+	o           Options
+	findings    []Finding
+	verifyUser  *user.User
+	staleFor    time.Duration // verify's --stale-for; 0 means verifier.DefaultStaleFor
+	policyOwner int           // verify's --policy-owner: trusted besides root
+	noCache     bool          // verify runs with --cache-dir "": keys are kept in memory only
 }
 
 func (d *doctor) add(level, check, msg, fix string) {
@@ -86,13 +88,13 @@ func Run(ctx context.Context, o Options) []Finding {
 		d.applyVerifyFlags(args)
 	}
 	if d.o.PolicyPath == "" {
-		d.o.PolicyPath = "/etc/opkssh/policies.yaml"
+		d.o.PolicyPath = serverconfig.PolicyPath
 	}
 	if d.o.CacheDir == "" {
-		d.o.CacheDir = verifier.DefaultCacheDir
+		d.o.CacheDir = serverconfig.CacheDir
 	}
 	if d.o.LogFile == "" {
-		d.o.LogFile = "/var/log/opkssh/verify.log"
+		d.o.LogFile = serverconfig.LogFile
 	}
 	if pol := d.policy(); pol != nil {
 		d.providers(ctx, pol)
@@ -159,29 +161,36 @@ func (d *doctor) sshd() (string, []string) {
 	return fields[0], fields[2:]
 }
 
-// applyVerifyFlags takes --policy, --cache-dir, --log-file and --stale-for from sshd's command line.
+// applyVerifyFlags reads sshd's command line with verify's own flag set, so that the paths and
+// owners checked are the ones verify uses.
 func (d *doctor) applyVerifyFlags(args []string) {
-	for i := 0; i < len(args); i++ {
-		name, val, hasVal := strings.Cut(args[i], "=")
-		if !hasVal && i+1 < len(args) {
-			val = args[i+1]
-		}
-		if val == `""` || val == "''" { // sshd passes a quoted empty argument as ""
-			val = ""
-		}
-		switch name {
-		case "--policy":
-			d.o.PolicyPath = val
-		case "--cache-dir":
-			d.o.CacheDir = val
-			d.noCache = val == ""
-		case "--log-file":
-			d.o.LogFile = val
-		case "--stale-for":
-			if v, err := time.ParseDuration(val); err == nil && v > 0 {
-				d.staleFor = v
-			}
-		}
+	v, _, err := serverconfig.ParseVerify(args)
+	if err != nil {
+		d.add(Fail, "sshd", "verify cannot run with this AuthorizedKeysCommand: "+err.Error(), "use: AuthorizedKeysCommand /usr/local/bin/opkssh verify %u %k %t")
+		return
+	}
+	set := map[string]bool{}
+	for _, a := range args {
+		name, _, _ := strings.Cut(a, "=")
+		set[name] = true
+	}
+	if set["--policy"] || d.o.PolicyPath == "" {
+		d.o.PolicyPath = v.PolicyPath
+	}
+	if set["--cache-dir"] || d.o.CacheDir == "" {
+		d.o.CacheDir = v.CacheDir
+		d.noCache = v.CacheDir == ""
+	}
+	if set["--log-file"] {
+		d.o.LogFile = v.LogFile
+	}
+	if set["--stale-for"] && v.StaleFor > 0 {
+		d.staleFor = v.StaleFor
+	}
+	if v.PolicyOwner != 0 {
+		d.policyOwner = v.PolicyOwner
+		d.add(Warn, "sshd", fmt.Sprintf("AuthorizedKeysCommand passes --policy-owner %d: verify then trusts policy files that uid can write, so that account can let anyone log in as anyone", v.PolicyOwner),
+			"remove --policy-owner from AuthorizedKeysCommand (it is for demos and tests) and give the policy files to root")
 	}
 }
 
@@ -214,7 +223,7 @@ func (d *doctor) binary(path string) {
 }
 
 func (d *doctor) policy() *policy.Policy {
-	pol, err := policy.Load(policy.LoadOptions{Path: d.o.PolicyPath, DropInDir: filepath.Join(filepath.Dir(d.o.PolicyPath), "policies.d")})
+	pol, err := policy.Load(serverconfig.Verify{PolicyPath: d.o.PolicyPath, PolicyOwner: d.policyOwner}.PolicyOptions())
 	if err != nil {
 		d.add(Fail, "policy", "every login is denied: "+err.Error(), "fix the file; \"opkssh policy check\" shows every problem")
 		return nil

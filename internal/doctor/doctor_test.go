@@ -330,6 +330,46 @@ func TestApplyVerifyFlags(t *testing.T) {
 	}
 }
 
+func TestApplyVerifyFlagsFindings(t *testing.T) {
+	t.Parallel()
+	d := &doctor{}
+	d.applyVerifyFlags([]string{"%u", "%k", "%t", "--policy-owner", "4242"})
+	expect(t, d.findings, want{Warn, "sshd", "passes --policy-owner 4242", "remove --policy-owner"})
+	if d.policyOwner != 4242 {
+		t.Errorf("policyOwner %d, want 4242", d.policyOwner)
+	}
+	// An argument verify does not know makes verify fail: every login is denied.
+	d = &doctor{}
+	d.applyVerifyFlags([]string{"%u", "%k", "%t", "--polcy", "/x"})
+	expect(t, d.findings, want{Fail, "sshd", "unknown flag: --polcy", "verify %u %k %t"})
+	// sshd passes a quoted empty argument as the two quote characters.
+	d = &doctor{o: Options{CacheDir: "/c"}}
+	d.applyVerifyFlags([]string{"%u", "--cache-dir", `""`})
+	if d.o.CacheDir != "" || !d.noCache || len(d.findings) != 0 {
+		t.Errorf("--cache-dir \"\": %+v %v %v", d.o, d.noCache, d.findings)
+	}
+}
+
+// TestPolicyOwner: a policy file owned by the uid verify's --policy-owner trusts loads for doctor
+// as it does for verify, and is refused without it.
+func TestPolicyOwner(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "policies.yaml")
+	writeFile(t, path, onePolicy+oneRule, 0o644)
+	if err := os.Chown(path, 4242, 4242); err != nil {
+		t.Fatalf("chown (tests run as root): %v", err)
+	}
+	d := &doctor{o: Options{PolicyPath: path}}
+	if d.policy() != nil {
+		t.Fatal("a policy owned by uid 4242 loaded without --policy-owner")
+	}
+	d = &doctor{o: Options{PolicyPath: path}}
+	d.applyVerifyFlags([]string{"%u", "%k", "%t", "--policy-owner=4242"})
+	if pol := d.policy(); pol == nil {
+		t.Fatalf("with --policy-owner 4242 the policy did not load: %v", d.findings)
+	}
+}
+
 func TestBinary(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []os.FileMode{0o777, 0o775, 0o757} {

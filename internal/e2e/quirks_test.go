@@ -322,7 +322,7 @@ func (q *quirkCase) tokenByPlainClient(t *testing.T) cred {
 		w.Write([]byte("ok"))
 	}))
 	defer cb.Close()
-	cfg := oauth2.Config{ClientID: "opkssh", RedirectURL: cb.URL + "/login-callback", Scopes: provider.DefaultScopes,
+	cfg := oauth2.Config{ClientID: "opkssh", RedirectURL: cb.URL + "/login-callback", Scopes: provider.DefaultScopes(),
 		Endpoint: oauth2.Endpoint{AuthURL: q.op.URL() + "/authorize", TokenURL: q.op.URL() + "/token", AuthStyle: oauth2.AuthStyleInParams}}
 	verifier := oauth2.GenerateVerifier()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -445,7 +445,7 @@ func startZitadelOP(t *testing.T, ca *testCA) string {
 	t.Helper()
 	ln, _ := ca.listenTLS(t)
 	issuer := fmt.Sprintf("https://%s/", ln.Addr())
-	storage.RegisterClients(storage.NativeClient(zitadelClientID, provider.DefaultRedirectURIs...))
+	storage.RegisterClients(storage.NativeClient(zitadelClientID, provider.DefaultRedirectURIs()...))
 	logs := &syncBuffer{}
 	// SetupServer makes this logger the process's slog default; nothing else here uses slog.
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -42,9 +42,10 @@ type refreshClaims struct {
 // CheckRefreshed checks that the refreshed ID token payload (claims JSON) continues the login of
 // the original one, by the rules of OpenID Connect Core section 12.2: the same iss, sub, aud and
 // (when both have one) azp; an iat not before the original's; the same auth_time when both carry
-// one, and the original nonce if it carries one. A refreshed token must also not speak for
-// another address: its email, if any, equals the original's. Finally it must be bound to the
-// original login by an equal auth_time or nonce, else the error wraps ErrUnboundRefresh.
+// one, and the original's nonce if the refreshed token carries one. A refreshed token must also
+// not speak for another address: when both carry an email, they are equal. Finally it must be
+// bound to the original login by an equal auth_time or nonce, else the error wraps
+// ErrUnboundRefresh.
 //
 // It checks no signature and no time against a clock: the caller does both.
 func CheckRefreshed(original, refreshed []byte) error {

@@ -51,7 +51,7 @@ func Login(ctx context.Context, op *testop.Server, user, keyType string) (*Crede
 		return nil, err
 	}
 	res, err := provider.Login(ctx, provider.Config{
-		Issuer: op.Issuer(), ClientID: "opkssh", Scopes: provider.DefaultScopes, RedirectURIs: []string{redirect},
+		Issuer: op.Issuer(), ClientID: "opkssh", Scopes: provider.DefaultScopes(), RedirectURIs: []string{redirect},
 	}, provider.LoginOptions{
 		Signer: signer, Alg: alg,
 		OpenBrowser: func(u string) error {

@@ -24,7 +24,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/internal/fileowner"
+	"github.com/opkssh-team/opkssh/internal/serverconfig"
 )
 
 // Options name everything install touches; Defaults fills in the usual paths.
@@ -48,9 +50,9 @@ type Options struct {
 func Defaults() Options {
 	return Options{
 		BinaryPath: "/usr/local/bin/opkssh",
-		ConfigDir:  "/etc/opkssh",
-		CacheDir:   "/var/cache/opkssh",
-		LogDir:     "/var/log/opkssh",
+		ConfigDir:  serverconfig.ConfigDir,
+		CacheDir:   serverconfig.CacheDir,
+		LogDir:     serverconfig.LogDir,
 		SSHDConfig: "/etc/ssh/sshd_config",
 		DropIn:     "/etc/ssh/sshd_config.d/60-opkssh.conf",
 		SSHD:       "/usr/sbin/sshd",
@@ -150,13 +152,13 @@ func Install(o Options) error {
 	if o.Source == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			return err
+			return fmt.Errorf("finding this opkssh binary to install: %w", err)
 		}
 		o.Source = exe
 	}
 	st, err := readState(o.statePath())
 	if err != nil {
-		return err
+		return fmt.Errorf("reading the state of an earlier install: %w", err)
 	}
 	st.Binary, st.VerifyUser, st.DropIn, st.SSHDConfigFile = o.BinaryPath, o.VerifyUser, o.DropIn, o.SSHDConfig
 	st.CacheDir, st.LogDir = o.CacheDir, o.LogDir
@@ -164,26 +166,45 @@ func Install(o Options) error {
 		st.InstalledAt = o.Now()
 	}
 	in := &installer{o: o, st: st}
-	steps := []func() error{in.user, in.binary, in.configDir, in.policy, in.cacheAndLog, in.dropIn}
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"verify user", in.user},
+		{"binary", in.binary},
+		{"policy directory", in.configDir},
+		{"starter policy", in.policy},
+		{"cache and log directories", in.cacheAndLog},
+		{"sshd drop-in", in.dropIn},
+		{"sshd -t", in.validate},
+	}
 	for _, step := range steps {
-		if err := step(); err != nil {
-			return errors.Join(err, in.saveAfterFailure())
+		// The state is saved after every step, failed or not, so that uninstall can undo what
+		// was done even if install stops here or is killed before the next step.
+		err := step.run()
+		if serr := in.save(); serr != nil {
+			return errors.Join(stepError(step.name, err), fmt.Errorf("recording the install state after step %q: %w", step.name, serr))
+		}
+		if err != nil {
+			return stepError(step.name, err)
 		}
 	}
-	if err := in.validate(); err != nil {
-		return errors.Join(err, in.saveAfterFailure())
+	if err := in.reload(); err != nil {
+		return stepError("reload sshd", err)
 	}
-	if !o.DryRun {
-		if err := writeState(o.statePath(), st); err != nil {
-			return err
-		}
-	}
-	return in.reload()
+	return nil
 }
 
-// saveAfterFailure writes the state of a failed install, where it can, so that uninstall can
-// still undo what the steps before the failure did.
-func (in *installer) saveAfterFailure() error {
+// stepError names the install step err happened in.
+func stepError(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("install step %q: %w", step, err)
+}
+
+// save writes the install state, once the policy directory that holds it exists.
+func (in *installer) save() error {
 	if in.o.DryRun {
 		return nil
 	}
@@ -214,7 +235,7 @@ func (in *installer) user() error {
 	in.st.CreatedUser = true
 	u, err = user.Lookup(in.o.VerifyUser)
 	if err != nil {
-		return err
+		return fmt.Errorf("looking up the new user %s: %w", in.o.VerifyUser, err)
 	}
 	in.uid, _ = strconv.Atoi(u.Uid)
 	in.gid, _ = strconv.Atoi(u.Gid)
@@ -259,7 +280,7 @@ providers:
 `
 
 func (in *installer) policy() error {
-	path := filepath.Join(in.o.ConfigDir, "policies.yaml")
+	path := filepath.Join(in.o.ConfigDir, serverconfig.PolicyFileName)
 	if _, err := os.Stat(path); err == nil {
 		in.unchanged("%s exists (left as it is)", path)
 		return nil
@@ -421,18 +442,10 @@ func (in *installer) writeFile(path string, data []byte, mode os.FileMode, uid, 
 	} else if !in.created(path) {
 		in.st.CreatedPaths = append(in.st.CreatedPaths, path)
 	}
-	tmp := path + ".opkssh-tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
+	if err := atomicfile.WriteWith(path, data, atomicfile.Options{Mode: mode, Owner: &atomicfile.Owner{UID: uid, GID: max(gid, 0)}}); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		return err
-	}
-	if err := os.Chown(tmp, uid, max(gid, 0)); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
+	return nil
 }
 
 // recordOriginal notes the owner and mode of a path install did not create, before it changes
@@ -485,16 +498,7 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
-		return err
-	}
-	if err := os.Chmod(dst, fi.Mode().Perm()); err != nil {
-		return err
-	}
-	if uid, gid, ok := fileowner.Of(fi); ok {
-		return os.Chown(dst, uid, gid)
-	}
-	return nil
+	return atomicfile.WriteWith(dst, data, atomicfile.Options{Like: fi})
 }
 
 func ownerText(mode os.FileMode, uid, gid int, verifyUser string) string {
@@ -538,7 +542,7 @@ func writeState(path string, st *State) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o600)
+	return atomicfile.Write(path, append(data, '\n'), 0o600)
 }
 
 // signal sends sig to the process pid; signal 0 only checks that it exists.

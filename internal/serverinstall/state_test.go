@@ -2,12 +2,15 @@ package serverinstall
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/opkssh-team/opkssh/internal/fileowner"
@@ -188,4 +191,31 @@ func TestUninstallLeavesNothingToTheDeletedUser(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// An install that fails partway names the failing step and has recorded the steps before it,
+// so that uninstall removes what they created.
+func TestFailedInstallNamesStepAndRecordsState(t *testing.T) {
+	needRoot(t)
+	o := tempOptions(t, "nobody")
+	writeOwned(t, o.CacheDir, "a file where the cache directory goes\n", 0, 0, 0o644)
+	err := Install(o)
+	if err == nil || !strings.Contains(err.Error(), `install step "cache and log directories"`) || !strings.Contains(err.Error(), "is not a directory") {
+		t.Fatalf("install over a file: %v", err)
+	}
+	st, serr := readState(o.statePath())
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	if !slices.Contains(st.CreatedPaths, o.BinaryPath) || !slices.Contains(st.CreatedPaths, o.ConfigDir) {
+		t.Fatalf("the state file does not record the earlier steps: %+v", st.CreatedPaths)
+	}
+	if err := Uninstall(o, true); err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, o.Out)
+	}
+	for _, p := range []string{o.BinaryPath, o.ConfigDir} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s, which the failed install created, remains", p)
+		}
+	}
 }
