@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opkssh-team/opkssh/internal/certstatus"
+	"github.com/opkssh-team/opkssh/internal/session"
 	"github.com/opkssh-team/opkssh/internal/signing"
 )
 
@@ -83,11 +84,11 @@ func signOne(cmd *cobra.Command, key *signing.Key, namespace, name string) error
 func loadSigningKey(keyFile string) (*signing.Key, error) {
 	now := time.Now()
 	if keyFile == "" {
-		paths, err := certCandidates("")
+		paths, err := session.KeyPaths("")
 		if err != nil {
 			return nil, err
 		}
-		st, err := bestStatus(paths, now, 0)
+		st, err := session.Status(paths, now, 0)
 		if err != nil {
 			return nil, err
 		}
