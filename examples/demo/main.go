@@ -21,19 +21,26 @@ import (
 	"time"
 
 	"github.com/opkssh-team/opkssh/internal/logintest"
+	"github.com/opkssh-team/opkssh/internal/sandbox"
 	"github.com/opkssh-team/opkssh/internal/sshdtest"
 	"github.com/opkssh-team/opkssh/internal/testop"
 )
 
 const demoAccount = "opkssh-demo"
 
+// main runs the demo, as root in internal/sandbox's throw-away view of /etc, /var, /home and /run:
+// the temporary account and the sshd directory it makes never reach the machine, and the machine
+// is checked to be unchanged afterwards.
 func main() {
-	start := time.Now()
-	if err := run(); err != nil {
-		fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)
-		os.Exit(1)
-	}
-	fmt.Printf("\nDemo finished in %.1fs; everything it created has been removed.\n", time.Since(start).Seconds())
+	os.Exit(sandbox.Main(sandbox.Defaults(), func(error) int {
+		start := time.Now()
+		if err := run(); err != nil {
+			fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)
+			return 1
+		}
+		fmt.Printf("\nDemo finished in %.1fs; everything it created has been removed.\n", time.Since(start).Seconds())
+		return 0
+	}))
 }
 
 type demo struct {
