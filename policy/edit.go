@@ -187,7 +187,15 @@ func identityNode(id Identity) *yaml.Node {
 			str("name"), str(id.ClaimName), str("value"), str(id.Value),
 		}}
 	}
-	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{str(id.Kind), val}}
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{str(id.Kind), val}}
+	for _, c := range id.Conditions {
+		v := str(c.Value)
+		if c.Name == "ref_protected" {
+			v.Tag = "!!bool"
+		}
+		n.Content = append(n.Content, str(c.Name), v)
+	}
+	return n
 }
 
 // writeAtomic replaces path with data (atomicfile), keeping the mode and owner of the file it

@@ -266,6 +266,9 @@ func (m matcher) match(id Identity) (bool, string) {
 		}
 		return true, ""
 	}
+	if isCIKind(id.Kind) {
+		return m.matchCI(id)
+	}
 	return false, fmt.Sprintf("unknown identity kind %q", id.Kind)
 }
 

@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -79,7 +80,7 @@ func FuzzParse(f *testing.F) {
 }
 
 func FuzzParseIdentityArg(f *testing.F) {
-	for _, s := range []string{"alice@example.com", "email:a:b@c.d", "domain:example.com", "sub:123", "group:g", "claim:a.b=c=d", "claim:iss=x", "domain:.x", "sub: x", ""} {
+	for _, s := range []string{"repository:a/b,repository_owner_id=1,ref=refs/heads/main", "project_path:a/b/c,namespace_id=2,ref_protected=true", "alice@example.com", "email:a:b@c.d", "domain:example.com", "sub:123", "group:g", "claim:a.b=c=d", "claim:iss=x", "domain:.x", "sub: x", ""} {
 		f.Add(s)
 	}
 	base := []byte(head)
@@ -89,11 +90,19 @@ func FuzzParseIdentityArg(f *testing.F) {
 			return
 		}
 		back, err := ParseIdentityArg(id.String())
-		if err != nil || back != id {
+		if err != nil || !reflect.DeepEqual(back, id) {
 			t.Fatalf("%q -> %+v -> %q -> %+v, %v", s, id, id.String(), back, err)
 		}
 		// Whatever ParseIdentityArg accepts, Add can write and Parse reads back.
-		out, err := insert(base, -1, "root", id, "corp")
+		prov, src := "corp", base
+		if isCIKind(id.Kind) {
+			// A CI identity goes into a rule for a CI provider of its kind, pinned to its owner.
+			prov, src = "ci", []byte(ciFuzzHead(id.Kind))
+			if !id.hasCondition(ownerPin[id.Kind]) {
+				return
+			}
+		}
+		out, err := insert(src, -1, "root", id, prov)
 		if err != nil {
 			t.Fatalf("insert %+v: %v", id, err)
 		}
@@ -103,7 +112,7 @@ func FuzzParseIdentityArg(f *testing.F) {
 		}
 		got := pol.Rules[len(pol.Rules)-1].Identities[0]
 		got.Pos = Position{}
-		if got != id {
+		if !reflect.DeepEqual(got, id) {
 			t.Fatalf("%+v written as\n%s\nreads back as %+v", id, out, got)
 		}
 	})

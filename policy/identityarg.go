@@ -8,7 +8,7 @@ import (
 )
 
 // identityForms is the help text for identity arguments.
-const identityForms = "alice@example.com (or email:alice@example.com), domain:example.com, sub:ID, group:NAME, claim:NAME=VALUE"
+const identityForms = "alice@example.com (or email:alice@example.com), domain:example.com, sub:ID, group:NAME, claim:NAME=VALUE, repository:OWNER/REPO,repository_owner_id=ID[,ref=REF...], project_path:GROUP/PROJECT,namespace_id=ID[,...]"
 
 // ParseIdentityArg parses an identity as given on the command line:
 //
@@ -17,6 +17,10 @@ const identityForms = "alice@example.com (or email:alice@example.com), domain:ex
 //	sub:248289761001        sub
 //	group:ssh-admins        group
 //	claim:NAME=VALUE        claim; NAME is a dotted path and cannot contain '='
+//	repository:OWNER/REPO,repository_owner_id=ID,ref=refs/heads/main
+//	                        a CI job (github-actions, forgejo-actions); conditions after commas
+//	project_path:GROUP/PROJECT,namespace_id=ID,ref_protected=true
+//	                        a GitLab CI job
 //
 // It applies the same checks as the loader, so an identity it returns can be
 // written to policies.yaml.
@@ -25,7 +29,11 @@ func ParseIdentityArg(s string) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	for _, v := range []string{id.Value, id.ClaimName} {
+	vals := []string{id.Value, id.ClaimName}
+	for _, c := range id.Conditions {
+		vals = append(vals, c.Value)
+	}
+	for _, v := range vals {
 		if !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsControl) >= 0 {
 			return Identity{}, fmt.Errorf("identity %q contains a control character or invalid UTF-8", s)
 		}
@@ -35,6 +43,11 @@ func ParseIdentityArg(s string) (Identity, error) {
 	}
 	if msg := checkIdentity(id); msg != "" {
 		return Identity{}, fmt.Errorf("identity %q: %s", s, msg)
+	}
+	for _, c := range id.Conditions {
+		if msg := checkCIValue(c.Name, c.Value); msg != "" {
+			return Identity{}, fmt.Errorf("identity %q: %s", s, msg)
+		}
 	}
 	return id, nil
 }
@@ -51,6 +64,8 @@ func splitIdentityArg(s string) (Identity, error) {
 			return Identity{Kind: KindSub, Value: rest}, nil
 		case "group":
 			return Identity{Kind: KindGroup, Value: rest}, nil
+		case KindRepository, KindProjectPath:
+			return splitCIArg(s, prefix, rest)
 		case "claim":
 			name, value, ok := strings.Cut(rest, "=")
 			if !ok {

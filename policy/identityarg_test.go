@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -23,11 +24,11 @@ func TestParseIdentityArg(t *testing.T) {
 	}
 	for _, tt := range good {
 		got, err := ParseIdentityArg(tt.arg)
-		if err != nil || got != tt.want {
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q: %+v, %v", tt.arg, got, err)
 			continue
 		}
-		if back, err := ParseIdentityArg(got.String()); err != nil || back != got {
+		if back, err := ParseIdentityArg(got.String()); err != nil || !reflect.DeepEqual(back, got) {
 			t.Errorf("%q: String() %q does not parse back: %+v %v", tt.arg, got.String(), back, err)
 		}
 	}

@@ -107,6 +107,7 @@ func assemble(frags []*fragment, errs *errList) (*Policy, error) {
 			}
 		}
 	}
+	checkCIRules(pol, frags, errs)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

@@ -26,8 +26,8 @@ func Parse(file string, data []byte) (*Policy, error) {
 }
 
 var (
-	identityKeys = []string{KindEmail, KindEmailDomain, KindSub, KindGroup, KindClaim}
-	providerKeys = []string{"issuer", "client_ids", "expiration", "ca_file", "jwks_file", "require_email_verified", "groups_claim", "tenants"}
+	identityKeys = []string{KindEmail, KindEmailDomain, KindSub, KindGroup, KindClaim, KindRepository, KindProjectPath}
+	providerKeys = []string{"kind", "issuer", "client_ids", "expiration", "ca_file", "jwks_file", "require_email_verified", "groups_claim", "tenants"}
 	ruleKeys     = []string{"principals", "provider", "identities", "require", "comment"}
 )
 
@@ -220,6 +220,19 @@ func (p *parser) provider(key, n *yaml.Node) providerDef {
 // are reported at the provider's name.
 func (p *parser) providerFields(errs *errList, prov *Provider, m map[string]entry, def *providerDef) {
 	field := "providers." + prov.Name
+	if e, ok := m["kind"]; ok {
+		if s, ok := p.str(errs, e.val, field+".kind"); ok {
+			if !slices.Contains(providerKinds, s) {
+				errs.add(p.pos(e.val), field+".kind", "%q is not a provider kind (known: %s)", s, strings.Join(providerKinds, ", "))
+			} else {
+				prov.Kind = s
+			}
+		}
+	}
+	if prov.IsCI() {
+		p.ciProviderFields(errs, prov, m, def)
+		return
+	}
 	if e, ok := m["issuer"]; !ok {
 		errs.add(prov.Pos, field, "missing issuer; add the token's iss value, e.g. issuer: https://sso.example.com")
 	} else if s, ok := p.str(errs, e.val, field+".issuer"); ok {
@@ -385,6 +398,9 @@ func (p *parser) identity(n *yaml.Node, field string, deny bool) (Identity, bool
 	if deny {
 		known = append(known[:len(known):len(known)], "provider")
 	}
+	if n.Kind == yaml.MappingNode {
+		known = append(known[:len(known):len(known)], ciIdentityKeys(n)...)
+	}
 	before := len(p.errs.errs) + p.errs.dropped
 	m, ok := p.fields(p.errs, n, field, known...)
 	if !ok {
@@ -421,6 +437,9 @@ func (p *parser) identity(n *yaml.Node, field string, deny bool) (Identity, bool
 	}
 	if msg := checkIdentity(id); msg != "" {
 		p.errs.add(p.pos(val), vfield, "%s", msg)
+	}
+	if isCIKind(id.Kind) {
+		p.conditions(m, field, &id)
 	}
 	if e, ok := m["provider"]; ok {
 		if s, ok := p.str(p.errs, e.val, field+".provider"); ok {

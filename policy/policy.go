@@ -37,6 +37,8 @@ type Policy struct {
 // its tokens are checked.
 type Provider struct {
 	Name string
+	// Kind is ProviderOIDC (also when empty) or a CI platform's kind (ci.go).
+	Kind string
 	// Issuer is compared with the token's iss exactly, with two exceptions (TokenIssuer): a
 	// template holding TenantPlaceholder, and Google's scheme-less form.
 	Issuer string
@@ -98,7 +100,9 @@ type Identity struct {
 	Value     string
 	ClaimName string // for KindClaim: dotted path of the claim
 	Provider  string // deny entries only: limit the entry to this provider; "" = all
-	Pos       Position
+	// Conditions are a CI identity's further claims (KindRepository, KindProjectPath), all required.
+	Conditions []Condition
+	Pos        Position
 }
 
 // String returns the identity in the form ParseIdentityArg accepts, without
@@ -114,6 +118,8 @@ func (id Identity) String() string {
 		return "domain:" + id.Value
 	case KindClaim:
 		return "claim:" + id.ClaimName + "=" + id.Value
+	case KindRepository, KindProjectPath:
+		return id.ciString()
 	default:
 		return id.Kind + ":" + id.Value
 	}
@@ -130,6 +136,8 @@ func (id Identity) sameAs(o Identity) bool {
 		return asciiEqualFold(id.Value, o.Value)
 	case KindClaim:
 		return id.ClaimName == o.ClaimName && id.Value == o.Value
+	case KindRepository, KindProjectPath:
+		return id.Value == o.Value && slices.Equal(id.Conditions, o.Conditions)
 	default:
 		return id.Value == o.Value
 	}

@@ -195,6 +195,8 @@ func checkIdentity(id Identity) string {
 		if hint, bad := nonIdentityClaims[id.ClaimName]; bad {
 			return fmt.Sprintf("claim %q does not identify a person and would match (nearly) every token%s", id.ClaimName, hint)
 		}
+	case KindRepository, KindProjectPath:
+		return checkCIPath(id.Kind, v)
 	case KindSub, KindGroup:
 	default:
 		return fmt.Sprintf("unknown identity kind %q (known: %s)", id.Kind, strings.Join(identityKeys, ", "))

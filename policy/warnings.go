@@ -25,5 +25,5 @@ func (p *Policy) Warnings() []string {
 			}
 		}
 	}
-	return out
+	return append(out, p.ciWarnings()...)
 }
