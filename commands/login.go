@@ -32,6 +32,8 @@ type loginFlags struct {
 	noRefreshToken                         bool
 	minRemaining                           time.Duration
 	forceCommand, sourceAddress            string
+	ci                                     bool   // login_ci.go
+	idTokenEnv                             string // login_ci.go
 }
 
 func newLoginCmd() *cobra.Command {
@@ -128,10 +130,15 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.BoolVar(&f.noRefreshToken, "no-refresh-token", false, "do not ask the OP for a refresh token, nor store or use one (see above)")
 	fl.StringVar(&f.forceCommand, "force-command", "", "the only command sshd may run with this certificate (see above)")
 	fl.StringVar(&f.sourceAddress, "source-address", "", "comma-separated IP addresses and CIDR blocks the certificate may be used from")
+	fl.BoolVar(&f.ci, "ci", false, "in a CI job (GitHub Actions, Forgejo Actions, GitLab CI): log in with the job's ID token, GQ-signed; see docs/ci.md")
+	fl.StringVar(&f.idTokenEnv, "id-token-env", provider.DefaultGitLabTokenEnv, "with --ci in GitLab CI: the variable the job's id_tokens entry fills")
 	return cmd
 }
 
 func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
+	if f.ci || cmd.Flags().Changed("id-token-env") {
+		return runCILogin(cmd, f)
+	}
 	cfg, agentDefault, err := loginConfig(cmd, f, args, os.Getenv)
 	if err != nil {
 		return err

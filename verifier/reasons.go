@@ -30,6 +30,7 @@ const (
 	ReasonPrincipalMismatch = "cert_principal_mismatch" // the certificate lists neither the user nor opkssh-wildcard
 	ReasonRefreshedInvalid  = "refreshed_token_invalid" // the PK token's refreshed ID token fails a check
 	ReasonTokenInvalid      = "token_invalid"           // any other PK token verification failure
+	ReasonGQRequired        = "gq_required"             // a CI provider's token without a GQ256 signature
 )
 
 // denial carries a reason code from the check that failed, through the layers between it and

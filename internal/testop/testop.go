@@ -133,6 +133,7 @@ type Server struct {
 	tokens      map[string]*accessToken
 	device      deviceState              // device authorization grants (device.go)
 	refresh     map[string]*refreshGrant // by refresh token (refresh.go)
+	ci          ciJobs                   // CI jobs by request token (ci.go)
 	requests    map[string]int
 	grants      map[string]int // token requests by grant_type
 	closed      bool
