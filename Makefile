@@ -80,6 +80,9 @@ fuzz:
 	$(FUZZ) '^FuzzParseJWKS$$' ./verifier
 	$(FUZZ) '^FuzzParseArmored$$' ./internal/sshsig
 	$(FUZZ) '^FuzzVerify$$' ./internal/signing
+	$(FUZZ) '^FuzzCIPKToken$$' ./verifier
+	$(FUZZ) '^FuzzParse$$' ./internal/gqsig
+	$(FUZZ) '^FuzzCITokenResponse$$' ./provider
 
 clean:
 	rm -rf bin

@@ -2,6 +2,10 @@ package verifier
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -218,4 +222,69 @@ func TestDetectCIErrors(t *testing.T) {
 			t.Errorf("%q: %v", env, err)
 		}
 	}
+}
+
+// FuzzCIPKToken mutates a GQ-signed CI PK token (and its GQ header, payload and proof) under a
+// github-actions and a gitlab-ci policy: verify never panics and allows only the honest token.
+func FuzzCIPKToken(f *testing.F) {
+	op, err := testop.Start(testop.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer op.Close()
+	now := time.Now()
+	claims := with(acmeJob, "iss", op.Issuer(), "sub", "repo:acme/app:ref:refs/heads/main", "project_path", "acme/app", "namespace_id", "1234",
+		"iat", now.Unix(), "exp", now.Add(time.Hour).Unix())
+	signer, alg := logintest.NewKey("ecdsa")
+	honest, err := logintest.ForgeCI(op, signer, alg, claims, true, "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	gitlab, err := logintest.ForgeCI(op, signer, alg, with(claims, "aud", "OPENPUBKEY-PKTOKEN:x"), true, "self")
+	if err != nil {
+		f.Fatal(err)
+	}
+	plain, _ := logintest.ForgeCI(op, signer, alg, claims, false, "")
+	f.Add(honest)
+	f.Add(gitlab)
+	f.Add(plain)
+	// Pinned keys, as FuzzVerify does: a mutated kid must not make each run wait for a refetch.
+	resp, err := http.Get(op.Issuer() + "/jwks")
+	if err != nil {
+		f.Fatal(err)
+	}
+	jwks, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	jwksPath := filepath.Join(f.TempDir(), "jwks.json")
+	if err := os.WriteFile(jwksPath, jwks, 0o644); err != nil {
+		f.Fatal(err)
+	}
+	keys := Fetcher{Timeout: time.Millisecond}
+	pinned := "\n    jwks_file: " + jwksPath
+	policies := []func() (*policy.Policy, error){
+		ciPolicyF(f, "github-actions", op.Issuer()+pinned, "{repository: acme/app, repository_owner_id: 1234}"),
+		ciPolicyF(f, "gitlab-ci", op.Issuer()+pinned, "{project_path: acme/app, namespace_id: 1234}"),
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := logintest.Wrap(signer, raw, now.Add(-time.Minute), now.Add(time.Hour))
+		if err != nil {
+			return
+		}
+		for i, lp := range policies {
+			res := Verify(context.Background(), Options{LoadPolicy: lp, Keys: keys}, Request{Principal: "deploy", KeyType: c.Type, CertB64: c.CertB64})
+			honestOne := []([]byte){honest, gitlab}[i]
+			if res.Allowed && string(raw) != string(honestOne) {
+				t.Fatalf("policy %d allowed a mutated CI PK token %q", i, raw)
+			}
+		}
+	})
+}
+
+func ciPolicyF(f *testing.F, kind, issuer, identity string) func() (*policy.Policy, error) {
+	src := "version: 1\nproviders:\n  ci:\n    kind: " + kind + "\n    issuer: " + issuer + "\nrules:\n  - principals: [deploy]\n    provider: ci\n    identities:\n      - " + identity + "\n"
+	pol, err := policy.Parse("policies.yaml", []byte(src))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return func() (*policy.Policy, error) { return pol, nil }
 }
