@@ -131,7 +131,10 @@ func printDescription(w io.Writer, path string, d sshcert.Description, now time.
 	if t.IssuedAt != nil {
 		fmt.Fprintf(w, "  Issued at:    %s\n", t.IssuedAt.Local().Format(layout))
 	}
-	if t.Expires != nil {
+	if t.Expires != nil && t.Algorithm == "GQ256" {
+		fmt.Fprintf(w, "  ID token exp: %s (a CI job's login ends here on every server)\n", t.Expires.Local().Format(layout))
+		fmt.Fprintln(w, "  CI job:       the OP's RSA signature is replaced by a GQ256 proof of it, so the certificate holds no ID token anyone could replay")
+	} else if t.Expires != nil {
 		fmt.Fprintf(w, "  ID token exp: %s (servers may allow longer, e.g. 24h from issue)\n", t.Expires.Local().Format(layout))
 	}
 	if t.Email == "" {

@@ -99,6 +99,9 @@ func printStatus(w io.Writer, st certstatus.Status, looked []string) {
 		}
 		fmt.Fprintf(w, "Expired: %s (issuer %s), valid until %s. Run \"opkssh login\".\n", st.Identity, st.Issuer, end)
 	}
+	if st.CIJob {
+		fmt.Fprintln(w, "CI job login (GQ256): valid as long as the job's ID token; run \"opkssh login --ci\" again in the job for a new one.")
+	}
 	fmt.Fprintf(w, "Certificate: %s\n", st.Path)
 }
 

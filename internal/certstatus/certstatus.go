@@ -42,6 +42,9 @@ type Status struct {
 	ValidAfter  *time.Time    `json:"valid_after,omitempty"`
 	ValidBefore *time.Time    `json:"valid_before,omitempty"`
 	Remaining   time.Duration `json:"-"`
+	// CIJob says the PK token's OP signature is a GQ256 proof, as from "opkssh login --ci": the
+	// login lasts as long as the job's ID token.
+	CIJob bool `json:"ci_job,omitempty"`
 }
 
 // Of evaluates cert at now: Valid if it remains valid for more than minRemaining.
@@ -57,6 +60,10 @@ func Of(cert *ssh.Certificate, now time.Time, minRemaining time.Duration) Status
 			st.Identity = t.Email
 		} else {
 			st.Identity = t.Subject
+		}
+		st.CIJob = t.Algorithm == "GQ256"
+		if end == nil && st.CIJob && t.Expires != nil {
+			end = t.Expires // servers hold a CI login to its token's exp
 		}
 		if end == nil && t.IssuedAt != nil {
 			e := t.IssuedAt.Add(DefaultTokenLifetime)
