@@ -58,7 +58,7 @@ type bench struct {
 }
 
 // stepNames are the report's sections, in order.
-var stepNames = []string{"login", "verify", "op-down", "scaling", "rss", "sshd"}
+var stepNames = []string{"login", "verify", "ci", "op-down", "scaling", "rss", "sshd"}
 
 func run(out string, runs int, only string) error {
 	dir, err := os.MkdirTemp("", "opkssh-bench-")
@@ -88,6 +88,7 @@ func run(out string, runs int, only string) error {
 	}{
 		{"login", b.login},
 		{"verify", b.verifyLatency},
+		{"ci", b.ciVerify},
 		{"op-down", b.opDown},
 		{"scaling", b.scaling},
 		{"rss", b.rss},
