@@ -19,6 +19,8 @@
 //     asymmetric algorithm that fits the key (never none or HMAC; a token without kid is tried
 //     against each fitting key); the audience contains a configured client ID and azp, if
 //     present, is one; the nonce equals the hash of the client instance claims;
+//     for a CI provider (policy kinds github-actions, forgejo-actions, gitlab-ci) the OP's signature
+//     must instead be a GQ256 proof and the commitment is in aud or the GQ header (ci.go);
 //  6. the token is within the provider's expiration rule (from iat, or the token's exp) and its
 //     iat and nbf are not in the future beyond a small clock skew; a refreshed ID token appended
 //     to the PK token, once verified as the continuation of the same login under the same rules,
