@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/base64"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,8 +63,7 @@ func TestCILogin(t *testing.T) {
 		t.Fatalf("login --ci: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	t.Run("the repository's job logs in", func(t *testing.T) {
-		e.mustLogIn(t, userAllowed, key)
-		e.lastDecision(t, "allowed")
+		e.mustLogIn(t, userAllowed, key).mustAll(t, "allow", "allowed")
 	})
 	t.Run("status and inspect", func(t *testing.T) {
 		st := opkssh(t, nil, "status", "--key-file", key)
@@ -109,8 +107,7 @@ func TestCILogin(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("login --ci: %d %s", r.code, r.stderr)
 			}
-			e.mustBeRefused(t, userAllowed, k)
-			e.lastDecision(t, "no_matching_identity")
+			e.mustBeRefused(t, userAllowed, k, "no_matching_identity")
 		})
 	}
 	t.Run("a job without id-token: write is told so", func(t *testing.T) {
@@ -149,26 +146,8 @@ func TestCILogin(t *testing.T) {
 			if err := sshcert.WriteKeyPair(k, signer, cred.Cert, "forged"); err != nil {
 				t.Fatal(err)
 			}
-			e.mustBeRefused(t, userAllowed, k)
-			e.lastDecision(t, tt.reason)
+			e.mustBeRefused(t, userAllowed, k, tt.reason)
 		})
-	}
-}
-
-// lastDecision checks the reason of the last decision verify logged about a certificate.
-func (e *sshdEnv) lastDecision(t *testing.T, reason string) {
-	t.Helper()
-	data, _ := os.ReadFile(e.install.Log)
-	var last map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		var m map[string]any
-		// ssh offers the plain key after a refused certificate; that decision is not the one.
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "opkssh verify" && m["reason"] != "not_a_certificate" {
-			last = m
-		}
-	}
-	if last == nil || last["reason"] != reason {
-		t.Fatalf("last decision %v, want reason %s", last, reason)
 	}
 }
 
