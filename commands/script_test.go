@@ -178,6 +178,9 @@ func setupScript(env *testscript.Env) error {
 		return err
 	}
 	env.Setenv("ISSUER", op.Issuer())
+	// A GitHub Actions job of the test OP, for login --ci (login_ci.txtar).
+	op.AddCIJob(testop.CIJob{RequestToken: "script-job", Claims: map[string]any{"repository": "acme/app", "repository_owner_id": "1234", "ref": "refs/heads/main"}})
+	env.Setenv("ACTIONS_TOKEN_URL", op.ActionsTokenURL())
 	env.Setenv("REDIRECT", redirect)
 	env.Setenv("LOGIN_URL", strings.TrimSuffix(redirect, "/login-callback")+"/login")
 	env.Setenv("FAKEBROWSER_USER", "alice@example.com")

@@ -167,7 +167,7 @@ func checkCIRules(pol *Policy, frags []*fragment, errs *errList) {
 				case want == "" && isCIKind(id.Kind):
 					errs.add(id.Pos, id.Kind, "a %s identity needs a CI provider (kind: %s); provider %q is of kind oidc", id.Kind, kindsFor(id.Kind), prov.Name)
 				case want != "" && id.Kind != want:
-					errs.add(id.Pos, id.Kind, "provider %q is of kind %s, whose rules name jobs by %s (e.g. %s: acme/deploy); a %s identity could match another tenant's jobs", prov.Name, prov.Kind, want, want, id.Kind)
+					errs.add(id.Pos, id.Kind, "provider %q is of kind %s, whose rules name jobs by %s (e.g. %s: acme/deploy); an identity of kind %s could match another tenant's jobs", prov.Name, prov.Kind, want, want, id.Kind)
 				case want != "" && prov.Kind != ProviderForgejoActions && !id.hasCondition(ownerPin[want]):
 					errs.add(id.Pos, id.Kind, "%s %s: pin the owner with %s (the platform's numeric ID of the owner), so that whoever registers the name after a rename cannot inherit access", id.Kind, id.Value, ownerPin[want])
 				}
