@@ -34,6 +34,7 @@ type loginFlags struct {
 	forceCommand, sourceAddress            string
 	ci                                     bool   // login_ci.go
 	idTokenEnv                             string // login_ci.go
+	gq                                     bool
 }
 
 func newLoginCmd() *cobra.Command {
@@ -131,6 +132,7 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.StringVar(&f.forceCommand, "force-command", "", "the only command sshd may run with this certificate (see above)")
 	fl.StringVar(&f.sourceAddress, "source-address", "", "comma-separated IP addresses and CIDR blocks the certificate may be used from")
 	fl.BoolVar(&f.ci, "ci", false, "in a CI job (GitHub Actions, Forgejo Actions, GitLab CI): log in with the job's ID token, GQ-signed; see docs/ci.md")
+	fl.BoolVar(&f.gq, "gq", false, "replace the OP's RS256 signature in the certificate with a GQ256 proof of it, so the ID token cannot be replayed elsewhere (no refresh token is kept)")
 	fl.StringVar(&f.idTokenEnv, "id-token-env", provider.DefaultGitLabTokenEnv, "with --ci in GitLab CI: the variable the job's id_tokens entry fills")
 	return cmd
 }
@@ -186,6 +188,9 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	restrict, err := session.ParseRestrictions(f.forceCommand, f.sourceAddress, fl.Changed("force-command"), fl.Changed("source-address"))
 	if err != nil {
 		return err
+	}
+	if f.gq {
+		cfg.NoRefreshToken = true // a refreshed ID token would carry the OP's signature
 	}
 	if f.ifNeeded {
 		if done, err := stillLoggedIn(out, f, cfg.Issuer, keyPath, sock); done || err != nil {
@@ -245,6 +250,9 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 			opts.Paste = cmd.InOrStdin()
 		}
 		res, err = provider.Login(ctx, cfg, opts)
+	}
+	if err == nil && f.gq {
+		err = provider.GQSign(ctx, nil, res)
 	}
 	if err != nil {
 		return err

@@ -267,6 +267,10 @@ func (p *parser) ciProviderFields(errs *errList, prov *Provider, m map[string]en
 			errs.add(p.pos(e.val), field+".expiration", "a %s login lasts as long as the job's token (its exp); remove expiration or write oidc", prov.Kind)
 		}
 	}
+	prov.RequireGQ = true
+	if e, ok := m["require_gq"]; ok && !isTrue(e.val) {
+		errs.add(p.pos(e.val), field+".require_gq", "a %s provider always requires GQ256; remove require_gq", prov.Kind)
+	}
 	for _, key := range []string{"client_ids", "tenants", "require_email_verified", "groups_claim"} {
 		if e, ok := m[key]; ok {
 			errs.add(p.pos(e.key), field+"."+key, "a %s provider has no %s: every job on the platform gets tokens, and rules name the job's repository or project instead; remove it", prov.Kind, key)

@@ -27,7 +27,7 @@ func Parse(file string, data []byte) (*Policy, error) {
 
 var (
 	identityKeys = []string{KindEmail, KindEmailDomain, KindSub, KindGroup, KindClaim, KindRepository, KindProjectPath}
-	providerKeys = []string{"kind", "issuer", "client_ids", "expiration", "ca_file", "jwks_file", "require_email_verified", "groups_claim", "tenants"}
+	providerKeys = []string{"kind", "issuer", "client_ids", "expiration", "ca_file", "jwks_file", "require_email_verified", "groups_claim", "tenants", "require_gq"}
 	ruleKeys     = []string{"principals", "provider", "identities", "require", "comment"}
 )
 
@@ -283,6 +283,11 @@ func (p *parser) providerFields(errs *errList, prov *Provider, m map[string]entr
 	if e, ok := m["require_email_verified"]; ok {
 		if b, ok := p.boolean(errs, e.val, field+".require_email_verified"); ok {
 			prov.RequireEmailVerified = b
+		}
+	}
+	if e, ok := m["require_gq"]; ok {
+		if b, ok := p.boolean(errs, e.val, field+".require_gq"); ok {
+			prov.RequireGQ = b
 		}
 	}
 	if e, ok := m["groups_claim"]; ok {

@@ -52,7 +52,10 @@ type Provider struct {
 	// when the token's email_verified is the JSON boolean true.
 	RequireEmailVerified bool
 	GroupsClaim          string // dotted path of the groups claim
-	Pos                  Position
+	// RequireGQ accepts only PK tokens whose OP signature is a GQ256 proof (login --gq), so that no
+	// certificate carries an ID token that could be replayed elsewhere; CI providers always do.
+	RequireGQ bool
+	Pos       Position
 }
 
 // Expiration says how long a token stays acceptable. Exactly one field is

@@ -127,12 +127,41 @@ func TestCIForgeries(t *testing.T) {
 			t.Errorf("%s: got %s (%s), want %s", tt.name, res.Reason, res.Detail, tt.want)
 		}
 	}
-	// The same GQ token at an OIDC provider for the issuer: GQ256 is not accepted there.
-	oidcOpts := Options{LoadPolicy: policyFor(t, op.Issuer(), "")}
-	compact, _ := logintest.ForgeCI(op, signer, alg, with(claims, "aud", "opkssh", "email", "alice@example.com", "email_verified", true), true, "")
-	cred, _ := logintest.Wrap(signer, compact, now.Add(-time.Minute), now.Add(time.Hour))
-	if res := run(t, oidcOpts, "alice", cred); res.Reason != ReasonAlgNotAllowed {
-		t.Errorf("GQ token at an OIDC provider: %s %s", res.Reason, res.Detail)
+}
+
+// TestGQBrowserLogin: an OIDC provider accepts a GQ256 proof in place of the OP's signature (login
+// --gq) with every other check unchanged; require_gq accepts only that form.
+func TestGQBrowserLogin(t *testing.T) {
+	op := startCIOP(t, testop.Quirks{})
+	now := time.Now()
+	browser := map[string]any{"iss": op.Issuer(), "sub": "alice", "aud": "opkssh", "email": "alice@example.com", "email_verified": true,
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "nonce": logintest.Commitment}
+	signer, alg := logintest.NewKey("ecdsa")
+	plain := Options{LoadPolicy: policyFor(t, op.Issuer(), "")}
+	strict := Options{LoadPolicy: policyFor(t, op.Issuer(), "    require_gq: true\n")}
+	for _, tt := range []struct {
+		name          string
+		claims        map[string]any
+		gq            bool
+		plain, strict string
+	}{
+		{"GQ-signed", browser, true, ReasonAllowed, ReasonAllowed},
+		{"RS256", browser, false, ReasonAllowed, ReasonGQRequired},
+		{"GQ-signed, nonce of another key", with(browser, "nonce", "x"), true, ReasonCommitment, ReasonCommitment},
+		{"GQ-signed, another client", with(browser, "aud", "other"), true, ReasonAudience, ReasonAudience},
+		{"GQ-signed, expired", with(browser, "iat", now.Add(-25*time.Hour).Unix()), true, ReasonExpired, ReasonExpired},
+	} {
+		compact, err := logintest.ForgeCI(op, signer, alg, tt.claims, tt.gq, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred, _ := logintest.Wrap(signer, compact, now.Add(-time.Minute), now.Add(time.Hour))
+		if res := run(t, plain, "alice", cred); res.Reason != tt.plain {
+			t.Errorf("%s: got %s (%s), want %s", tt.name, res.Reason, res.Detail, tt.plain)
+		}
+		if res := run(t, strict, "alice", cred); res.Reason != tt.strict {
+			t.Errorf("%s, require_gq: got %s (%s), want %s", tt.name, res.Reason, res.Detail, tt.strict)
+		}
 	}
 }
 

@@ -33,8 +33,8 @@ func (v *idTokenVerifier) Issuer() string { return v.provider.Issuer }
 
 // allowedAlgs maps each accepted JWS algorithm to the key that may carry it: every asymmetric
 // algorithm of RFC 7518 plus EdDSA (RFC 8037), each with its own key type and, for EC and OKP, the
-// one curve that fits. Anything else — none, HS*, and GQ256 (accepted only from CI providers,
-// ci.go) — is refused before any key is looked up.
+// one curve that fits. Anything else — none, HS* — is refused before any key is looked up. GQ256
+// proofs over RS256 tokens are checked apart (gq.go, ci.go).
 var allowedAlgs = map[string]struct {
 	kty   jwa.KeyType
 	curve string // "" for RSA
@@ -52,7 +52,7 @@ func (v *idTokenVerifier) VerifyIDToken(ctx context.Context, idt []byte, cic *cl
 	if v.provider.IsCI() {
 		return v.verifyCI(ctx, idt, cic)
 	}
-	payload, err := v.opSignature(ctx, idt)
+	payload, err := v.oidcSignature(ctx, idt)
 	if err != nil {
 		return err
 	}

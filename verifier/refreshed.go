@@ -44,6 +44,9 @@ func (v *idTokenVerifier) refreshedClaims(ctx context.Context, pkt *pktoken.PKTo
 	if len(pkt.FreshIDToken) == 0 {
 		return original, false, nil
 	}
+	if v.provider.RequireGQ {
+		return nil, false, deny(ReasonRefreshedInvalid, fmt.Errorf("provider %s requires GQ256 (require_gq), and a refreshed ID token carries the OP's own signature", v.provider.Name))
+	}
 	payload, err := v.opSignature(ctx, pkt.FreshIDToken)
 	if err != nil {
 		if reasonOf(err, "") == ReasonKeysUnavailable {

@@ -33,9 +33,13 @@ func ActionsEnv(op *testop.Server, requestToken string) map[string]string {
 	return map[string]string{provider.EnvActionsTokenURL: op.ActionsTokenURL(), provider.EnvActionsTokenToken: requestToken, "GITHUB_ACTIONS": "true"}
 }
 
+// Commitment stands, as a claim value given to ForgeCI, for the commitment to the signer's key.
+const Commitment = "\x00commitment"
+
 // ForgeCI mints a CI PK token for claims with op's key, committing to signer: "aud" is set to
-// the commitment unless claims has one; gq false leaves the OP's RS256 signature in place; a
-// non-empty cic puts that value in the GQ header (GitLab's binding) instead of the commitment.
+// the commitment unless claims has one, and a claim whose value is Commitment gets it (e.g. a
+// nonce, for a GQ-signed browser login); gq false leaves the OP's RS256 signature in place; a
+// non-empty cic puts that value in the GQ header (GitLab's binding; "self" for the commitment).
 func ForgeCI(op *testop.Server, signer crypto.Signer, alg string, claims map[string]any, gq bool, cic string) ([]byte, error) {
 	ci, commitment, err := provider.NewClientInstance(signer, alg)
 	if err != nil {
@@ -43,6 +47,9 @@ func ForgeCI(op *testop.Server, signer crypto.Signer, alg string, claims map[str
 	}
 	c := map[string]any{}
 	for k, v := range claims {
+		if v == Commitment {
+			v = commitment
+		}
 		c[k] = v
 	}
 	if _, ok := c["aud"]; !ok {
