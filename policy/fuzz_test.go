@@ -14,6 +14,7 @@ var fuzzClaims = []string{
 	`{"email": "alice@example.com", "email_verified": true, "sub": "248289761001", "groups": ["ssh-admins", 1, null], "amr": ["mfa"]}`,
 	`{"email": "a@b@example.com", "email_verified": "true", "groups": "ssh-admins", "amr": "mfa", "realm_access": {"roles": ["admin", true, 3.5, {"x": 1}]}}`,
 	`{"email": ["x"], "sub": 12, "groups": {"a": "b"}, "realm_access": [1, 2], "a": {"b": {"c": null}}, "true": true, "1e400": 1e300}`,
+	`{"sub": "repo:acme/app:ref:refs/heads/main", "repository": "acme/app", "repository_owner_id": "1234", "ref": "refs/heads/main", "project_path": "acme/app", "namespace_id": 1234, "ref_protected": "true", "environment": ["x"]}`,
 }
 
 // fuzzTokens decodes fuzzClaims.
@@ -30,7 +31,8 @@ func fuzzTokens(f *testing.F) []Claims {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{fullPolicy, evalPolicy, head + okRule, head, "version: 1\n", "version: 1\nx: &a [*a]\n", "{version: 1, deny: [{sub: x}]}"} {
+	for _, s := range []string{ciHead + "  - {principals: [d], provider: gha, identities: [{repository: acme/app, repository_owner_id: 1234, ref: refs/heads/main}]}\n  - {principals: [d], provider: gl, identities: [{project_path: acme/app, namespace_id: 1234, ref_protected: true}]}\n",
+		fullPolicy, evalPolicy, head + okRule, head, "version: 1\n", "version: 1\nx: &a [*a]\n", "{version: 1, deny: [{sub: x}]}"} {
 		f.Add([]byte(s))
 	}
 	if data, err := os.ReadFile("testdata/add/input.yaml"); err == nil {

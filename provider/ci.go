@@ -18,6 +18,7 @@ import (
 	"github.com/openpubkey/openpubkey/pktoken"
 
 	"github.com/opkssh-team/opkssh/internal/gqsig"
+	"github.com/opkssh-team/opkssh/internal/idtoken"
 )
 
 // CI login: a job of a CI platform logs in with the workload identity token its platform gives it,
@@ -251,6 +252,11 @@ func unverifiedCIClaims(token []byte) (*ciClaims, error) {
 	}
 	if c.Issuer == "" || c.Subject == "" || c.Expiry == 0 {
 		return nil, errors.New("the CI ID token lacks iss, sub or exp")
+	}
+	// The OP's keys are fetched from iss: https only, http for a test OP on loopback.
+	u, err := url.Parse(c.Issuer)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && idtoken.IsLoopbackHost(u.Hostname()))) {
+		return nil, fmt.Errorf("the CI ID token's issuer %q is not an https URL", c.Issuer)
 	}
 	return &c, nil
 }
