@@ -181,6 +181,12 @@ func setupScript(env *testscript.Env) error {
 	// A GitHub Actions job of the test OP, for login --ci (login_ci.txtar).
 	op.AddCIJob(testop.CIJob{RequestToken: "script-job", Claims: map[string]any{"repository": "acme/app", "repository_owner_id": "1234", "ref": "refs/heads/main"}})
 	env.Setenv("ACTIONS_TOKEN_URL", op.ActionsTokenURL())
+	gitlab, err := op.IssueCIToken(map[string]any{"project_path": "acme/infra/app", "namespace_id": "42", "ref_protected": "true",
+		"sub": "project_path:acme/infra/app:ref_type:branch:ref:main"}, "OPENPUBKEY-PKTOKEN:server.example.com")
+	if err != nil {
+		return err
+	}
+	env.Setenv("GITLAB_JOB_TOKEN", gitlab)
 	env.Setenv("REDIRECT", redirect)
 	env.Setenv("LOGIN_URL", strings.TrimSuffix(redirect, "/login-callback")+"/login")
 	env.Setenv("FAKEBROWSER_USER", "alice@example.com")
