@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/opkssh-team/opkssh/internal/session"
 	"github.com/opkssh-team/opkssh/internal/sshagent"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
 	"github.com/opkssh-team/opkssh/provider"
@@ -18,29 +19,36 @@ import (
 
 // runCILogin is `opkssh login --ci`: the job's platform token instead of a browser login
 // (provider.CILogin). The key, certificate and agent flags work as for any login; the certificate
-// is valid exactly as long as the job's token.
+// is valid exactly as long as the job's token (or --lifetime, if shorter).
 func runCILogin(cmd *cobra.Command, f loginFlags) error {
-	for _, name := range []string{"issuer", "client-id", "client-secret", "device", "no-browser", "paste", "if-needed", "redirect-uri", "scopes"} {
+	for _, name := range []string{"issuer", "client-id", "client-secret", "device", "no-browser", "paste", "if-needed", "redirect-uri", "scopes", "gq"} {
 		if cmd.Flags().Changed(name) {
-			return fmt.Errorf("--%s does not apply to --ci: the job's platform token names the issuer and needs no client", name)
+			return fmt.Errorf("--%s does not apply to --ci: the job's platform token names the issuer, needs no client and is always GQ-signed", name)
 		}
 	}
-	if !f.ci && cmd.Flags().Changed("id-token-env") {
+	if !f.ci {
 		return errors.New("--id-token-env is for --ci in GitLab CI")
 	}
+	keyType, err := session.ParseKeyType(f.keyType)
+	if err != nil {
+		return err
+	}
 	var keyPath string
-	var err error
 	if f.agentOnly {
 		if f.keyFile != "" {
 			return errors.New("--key-file and --agent-only do not go together: --agent-only writes no file")
 		}
 		f.agent = true
-	} else if keyPath, err = loginKeyPath(f); err != nil {
-		return err
+	} else if keyPath, err = session.LoginKeyPath(f.keyFile, keyType); err != nil {
+		return withHint(err, "pass --key-file")
 	}
-	restrict, err := loginRestrictions(cmd, f)
+	fl := cmd.Flags()
+	restrict, err := session.ParseRestrictions(f.forceCommand, f.sourceAddress, fl.Changed("force-command"), fl.Changed("source-address"))
 	if err != nil {
 		return err
+	}
+	if f.lifetime <= 0 {
+		return fmt.Errorf("--lifetime %s must be positive", f.lifetime)
 	}
 	sock := os.Getenv(sshagent.EnvSocket)
 	if f.agent {
@@ -51,13 +59,11 @@ func runCILogin(cmd *cobra.Command, f loginFlags) error {
 		conn.Close()
 	}
 	if keyPath != "" {
-		if owned, err := sshcert.OwnedByOpkssh(keyPath); err != nil {
+		if err := session.CheckKeyPath(keyPath); err != nil {
 			return err
-		} else if !owned {
-			return fmt.Errorf("%s already holds a private key that opkssh did not create; it is left untouched. Use --key-file to choose another path", keyPath)
 		}
 	}
-	signer, alg, err := newKey(f.keyType)
+	signer, alg, err := session.NewKey(keyType)
 	if err != nil {
 		return err
 	}
@@ -69,37 +75,25 @@ func runCILogin(cmd *cobra.Command, f loginFlags) error {
 	if err != nil {
 		return err
 	}
-	compact, err := res.PKToken.Compact()
-	if err != nil {
-		return fmt.Errorf("serializing the PK token: %w", err)
-	}
 	c := res.Claims
-	lifetime := c.Expiry.Sub(c.IssuedAt)
-	if lifetime > f.lifetime {
-		lifetime = f.lifetime
-	}
-	validAfter, validBefore := sshcert.Window(time.Now(), c.IssuedAt, lifetime)
-	cert, err := sshcert.New(sshcert.Params{Signer: signer, PKToken: compact, KeyID: c.Subject, ValidAfter: validAfter, ValidBefore: validBefore,
-		ForceCommand: restrict.ForceCommand, SourceAddress: restrict.SourceAddress})
+	lifetime := min(c.Expiry.Sub(c.IssuedAt), f.lifetime)
+	login, err := session.Issue(signer, &res.LoginResult, time.Now(), lifetime, restrict)
 	if err != nil {
 		return err
 	}
-	out := cmd.OutOrStdout()
-	comment := sshagent.CommentPrefix + c.Subject
 	if keyPath != "" {
-		if err := sshcert.WriteKeyPair(keyPath, signer, cert, comment); err != nil {
-			return fmt.Errorf("writing the key and certificate: %w", err)
+		if err := login.Save(keyPath); err != nil {
+			return err
 		}
 	}
-	fmt.Fprintf(out, "Logged in as the %s job %s (issuer %s).\n", res.Platform, c.Subject, c.Issuer)
-	fmt.Fprintf(out, "Certificate valid until %s (%s from now): as long as the job's ID token.\n", validBefore.Local().Format("2006-01-02 15:04:05 MST"), shortDuration(time.Until(validBefore)))
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "Logged in as the %s job %s (issuer %s).\n", res.Platform, login.Identity, login.Issuer)
+	fmt.Fprintf(out, "Certificate valid until %s (%s from now): as long as the job's ID token.\n", login.ValidBefore.Local().Format("2006-01-02 15:04:05 MST"), shortDuration(time.Until(login.ValidBefore)))
 	if keyPath != "" {
 		fmt.Fprintf(out, "Wrote %s and %s\n", keyPath, sshcert.CertPath(keyPath))
 	}
 	if f.agent {
-		if err := addToAgent(out, sock, signer, cert, comment, time.Until(validBefore)); err != nil {
-			return err
-		}
+		return addToAgent(out, sock, login)
 	}
 	return nil
 }
