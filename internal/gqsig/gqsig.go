@@ -127,17 +127,28 @@ func (p *params) verify(proof, identity, message []byte) bool {
 		return false
 	}
 	R, S := proof[:rLen], proof[rLen:]
-	G := p.publicNumber(identity)
+	// G^(2^k) for every bit of a challenge, computed once: each G^{R_i} is then a product of the
+	// powers its bits select, instead of an exponentiation per round.
+	pow := make([]*big.Int, 8*p.vBytes)
+	pow[0] = p.publicNumber(identity)
+	for k := 1; k < len(pow); k++ {
+		pow[k] = new(big.Int).Mul(pow[k-1], pow[k-1])
+		pow[k].Mod(pow[k], p.n)
+	}
 	w := make([]byte, 0, sLen)
-	l, r := new(big.Int), new(big.Int)
+	l := new(big.Int)
 	for i := range p.t {
 		s := new(big.Int).SetBytes(S[i*p.nBytes : (i+1)*p.nBytes])
 		if s.Sign() == 0 || s.Cmp(p.n) >= 0 {
 			return false
 		}
 		l.Exp(s, p.v, p.n)
-		r.Exp(G, new(big.Int).SetBytes(R[i*p.vBytes:(i+1)*p.vBytes]), p.n)
-		l.Mul(l, r).Mod(l, p.n)
+		ri := R[i*p.vBytes : (i+1)*p.vBytes]
+		for k := range pow {
+			if ri[len(ri)-1-k/8]>>(k%8)&1 == 1 {
+				l.Mul(l, pow[k]).Mod(l, p.n)
+			}
+		}
 		w = append(w, l.FillBytes(make([]byte, p.nBytes))...)
 	}
 	return bytes.Equal(R, p.challenge(w, message))

@@ -145,3 +145,30 @@ func FuzzParse(f *testing.F) {
 		_ = tok.Verify(&key.PublicKey)
 	})
 }
+
+func BenchmarkVerify(b *testing.B) {
+	key, idt := rsaToken(b, "kb")
+	gqt, err := SignJWT(&key.PublicKey, idt, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		tok, err := Parse(gqt)
+		if err != nil || tok.Verify(&key.PublicKey) != nil {
+			b.Fatal("does not verify")
+		}
+	}
+}
+
+func BenchmarkOpenPubkeyVerify(b *testing.B) {
+	key, idt := rsaToken(b, "kb")
+	gqt, err := SignJWT(&key.PublicKey, idt, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if ok, err := opkgq.GQ256VerifyJWT(&key.PublicKey, gqt); !ok || err != nil {
+			b.Fatal("does not verify")
+		}
+	}
+}
