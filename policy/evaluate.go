@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"unicode"
 )
@@ -26,6 +25,8 @@ const (
 	ReasonEmailNotVerified   = "email_not_verified"
 	ReasonRequireAMR         = "require_amr_failed"
 	ReasonRequireFrom        = "require_from_failed"
+	ReasonRuleBroken         = "rule_broken"
+	ReasonNoClaimPrincipal   = "principal_not_in_claim"
 )
 
 // Decision is the outcome of Evaluate.
@@ -63,7 +64,7 @@ func (p *Policy) EvaluateFrom(principal, providerName string, c Claims, from net
 	if !ok {
 		return deny(ReasonUnknownProvider, fmt.Sprintf("provider %q is not defined", providerName))
 	}
-	m := matcher{prov: prov, claims: c, forDeny: true, from: from.Unmap()}
+	m := matcher{prov: prov, claims: c, forDeny: true, from: from.Unmap(), principal: principal}
 	for _, id := range p.Deny {
 		if id.Provider != "" && id.Provider != providerName {
 			continue
@@ -77,7 +78,7 @@ func (p *Policy) EvaluateFrom(principal, providerName string, c Claims, from net
 	d := Decision{Reason: ReasonNoRule}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		if r.Provider != providerName || !slices.Contains(r.Principals, principal) {
+		if r.Provider != providerName || !r.listsPrincipal(principal) {
 			continue
 		}
 		reason, lines := m.rule(r)
@@ -92,7 +93,7 @@ func (p *Policy) EvaluateFrom(principal, providerName string, c Claims, from net
 	if d.Reason == ReasonNoRule {
 		d.Explain = append(d.Explain, fmt.Sprintf("no rule for provider %q lists principal %q", providerName, principal))
 		for _, r := range p.Rules {
-			if slices.Contains(r.Principals, principal) {
+			if r.listsPrincipal(principal) {
 				d.Explain = append(d.Explain, fmt.Sprintf("rule at %s lists %q but for provider %q", r.Pos, principal, r.Provider))
 			}
 		}
@@ -116,6 +117,10 @@ func rank(reason string) int {
 		return 3
 	case ReasonRequireFrom:
 		return 4
+	case ReasonNoClaimPrincipal:
+		return 5
+	case ReasonRuleBroken:
+		return 6
 	}
 	return 0
 }
@@ -130,10 +135,15 @@ type matcher struct {
 	// groups claim that is neither a list nor a string.
 	forDeny bool
 	from    netip.Addr // the client's address; invalid when unknown
+	// principal is the account asked for, which a principals_from claim must name.
+	principal string
 }
 
 // rule returns ReasonAllowed or why r does not allow, with explanations.
 func (m matcher) rule(r *Rule) (string, []string) {
+	if r.Broken != "" {
+		return ReasonRuleBroken, []string{fmt.Sprintf("rule at %s is unusable: %s", r.Pos, r.Broken)}
+	}
 	reason := ReasonNoMatchingIdentity
 	var lines []string
 	var matched *Identity
@@ -157,6 +167,13 @@ func (m matcher) rule(r *Rule) (string, []string) {
 	}
 	if why := m.outsideFrom(r.RequireFrom); why != "" {
 		return ReasonRequireFrom, []string{fmt.Sprintf("rule at %s: %s matched but require.from failed: %s", r.Pos, matched, why)}
+	}
+	if r.PrincipalsFrom != "" {
+		ok, why := m.claimPrincipal(r, m.principal)
+		if !ok {
+			return ReasonNoClaimPrincipal, []string{fmt.Sprintf("rule at %s: %s matched but principals_from failed: %s", r.Pos, matched, why)}
+		}
+		return ReasonAllowed, []string{fmt.Sprintf("allowed by rule at %s: %s (%s); %s", r.Pos, matched, matched.Pos, why)}
 	}
 	return ReasonAllowed, []string{fmt.Sprintf("allowed by rule at %s: %s (%s)", r.Pos, matched, matched.Pos)}
 }

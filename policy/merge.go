@@ -18,6 +18,7 @@ type fragment struct {
 	refs      []providerRef
 	// userPolicies is the file's user_policies block, if it has one.
 	userPolicies *UserPolicies
+	chain        *Chain // the file's chain block, if it has one
 }
 
 // providerDef is one provider block; err is set when the block is broken.
@@ -99,6 +100,13 @@ func assemble(frags []*fragment, errs *errList) (*Policy, error) {
 			}
 			pol.UserPolicies = *up
 		}
+		if c := f.chain; c != nil {
+			if pol.Chain != nil {
+				errs.add(c.Pos, "chain", "is already set at %s; keep one chain block", pol.Chain.Pos)
+				continue
+			}
+			pol.Chain = c
+		}
 	}
 	for _, f := range frags {
 		for _, r := range f.refs {
@@ -111,6 +119,7 @@ func assemble(frags []*fragment, errs *errList) (*Policy, error) {
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
+	markDerivedPrincipalRules(pol)
 	return pol, nil
 }
 

@@ -28,7 +28,7 @@ func Parse(file string, data []byte) (*Policy, error) {
 var (
 	identityKeys = []string{KindEmail, KindEmailDomain, KindSub, KindGroup, KindClaim, KindRepository, KindProjectPath}
 	providerKeys = []string{"kind", "issuer", "client_ids", "expiration", "ca_file", "jwks_file", "require_email_verified", "groups_claim", "tenants", "require_gq"}
-	ruleKeys     = []string{"principals", "provider", "identities", "require", "comment"}
+	ruleKeys     = []string{"principals", "principals_from", "principals_allowed", "provider", "identities", "require", "options", "comment"}
 )
 
 // parseFile parses one file into a fragment, reporting problems to errs.
@@ -111,7 +111,7 @@ func (p *parser) document(doc *yaml.Node) {
 	if p.hasAnchors(root) {
 		return
 	}
-	m, ok := p.fields(p.errs, root, "", "version", "providers", "rules", "deny", "user_policies", "signers")
+	m, ok := p.fields(p.errs, root, "", "version", "providers", "rules", "deny", "user_policies", "signers", "chain")
 	if !ok {
 		return
 	}
@@ -142,6 +142,9 @@ func (p *parser) document(doc *yaml.Node) {
 				p.frag.signers = append(p.frag.signers, s)
 			}
 		}
+	}
+	if e, ok := m["chain"]; ok {
+		p.chain(e.key, e.val)
 	}
 }
 
@@ -309,16 +312,7 @@ func (p *parser) rule(n *yaml.Node, field string) (Rule, bool) {
 		return r, false
 	}
 	before := len(p.errs.errs) + p.errs.dropped
-	if e, ok := m["principals"]; !ok {
-		p.errs.add(r.Pos, field, "missing principals; list the user names this rule lets in, e.g. principals: [deploy]")
-	} else if list, ok := p.strList(p.errs, e.val, field+".principals"); ok {
-		for i, name := range list {
-			if !ValidPrincipal(name) {
-				p.errs.add(p.pos(e.val.Content[i]), fmt.Sprintf("%s.principals[%d]", field, i), "%q is not a valid user name; use 1-32 characters from A-Z a-z 0-9 _ . - not starting with '-' or '.' (no wildcards)", name)
-			}
-		}
-		r.Principals = list
-	}
+	p.rulePrincipals(m, &r, field)
 	if e, ok := m["provider"]; !ok {
 		p.errs.add(r.Pos, field, "missing provider; name the provider whose tokens this rule accepts, e.g. provider: corp")
 	} else if s, ok := p.str(p.errs, e.val, field+".provider"); ok {
@@ -337,6 +331,7 @@ func (p *parser) rule(n *yaml.Node, field string) (Rule, bool) {
 	if e, ok := m["require"]; ok {
 		r.RequireAMR, r.RequireFrom = p.require(e.val, field+".require")
 	}
+	p.ruleOptions(m, &r, field)
 	if e, ok := m["comment"]; ok {
 		if e.val.Kind != yaml.ScalarNode || e.val.ShortTag() == "!!null" {
 			p.errs.add(p.pos(e.val), field+".comment", "expected text, found %s; quote it", describe(e.val))

@@ -126,7 +126,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing version", "providers:\n  corp:\n    issuer: https://a.example\n    client_ids: [x]\n", "1: version: missing"},
 		{"version 2", "version: 2\n", "1: version: must be 1"},
 		{"version string", "version: \"1\"\n", "1: version: must be 1"},
-		{"unknown top key", head + "rule:\n  - x\n", "6: unknown key \"rule\" (known: version, providers, rules, deny, user_policies, signers)"},
+		{"unknown top key", head + "rule:\n  - x\n", "6: unknown key \"rule\" (known: version, providers, rules, deny, user_policies, signers, chain)"},
 		{"duplicate top key", head + okRule + "version: 1\n", "11: duplicate key \"version\" (first at line 1)"},
 		{"two documents", head + "---\nversion: 1\n", "6: a second YAML document"},
 		{"anchor", head + "rules:\n  - &r {principals: [root], provider: corp, identities: [{email: a@b.c}]}\n", "7: YAML anchor &r"},

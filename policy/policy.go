@@ -27,6 +27,8 @@ type Policy struct {
 	// UserPolicies says whether users' own files may grant logins to their account; the zero value
 	// (no user_policies block) means never.
 	UserPolicies UserPolicies
+	// Chain is the command verify runs for keys that are not opkssh certificates; nil for none.
+	Chain *Chain
 
 	// brokenByName keeps what could be read of broken providers, so that
 	// ProviderByIssuer can name the provider a token belongs to.
@@ -84,8 +86,17 @@ type Rule struct {
 	// RequireFrom, when set, limits the rule to clients whose address is in one of these networks
 	// (sshd passes the address to verify with %C).
 	RequireFrom []netip.Prefix
-	Comment     string
-	Pos         Position
+	// PrincipalsFrom names the claim whose values are the principals, instead of Principals
+	// (see principals.go); PrincipalsAllowed are the globs a value must match.
+	PrincipalsFrom    string   `json:",omitempty"`
+	PrincipalsAllowed []string `json:",omitempty"`
+	// Options are authorized_keys options (options.go), appended to the line verify prints.
+	Options []string `json:",omitempty"`
+	// Broken says why this rule can never allow (an invalid options entry, say); other rules are
+	// unaffected. "" for a usable rule.
+	Broken  string `json:",omitempty"`
+	Comment string
+	Pos     Position
 }
 
 // Identity kinds, the keys of an identity entry.

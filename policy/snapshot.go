@@ -92,7 +92,7 @@ func awaitBuild(cacheDir string, wait time.Duration) (unlock func()) {
 
 // snapshotVersion changes whenever snapshotBase or Rule change shape, so that an upgraded binary
 // never reads an older snapshot that lacks a field (user_policies would read as disabled).
-const snapshotVersion = "2"
+const snapshotVersion = "3"
 
 // sourceKey identifies the policy's source files as they are now, checking each like Load does.
 func sourceKey(opts LoadOptions, trusted []int) (string, error) {
@@ -152,6 +152,14 @@ type snapshotBase struct {
 	Files     []string
 	// UserPolicies is the user_policies block: cached decisions must consult users' files too.
 	UserPolicies UserPolicies
+	Chain        *Chain `json:",omitempty"`
+}
+
+// snapshotRule is a rule with its place in the policy, which decides between rules that allow
+// with different options.
+type snapshotRule struct {
+	Seq int
+	Rule
 }
 
 func shardOf(principal string) string {
@@ -167,12 +175,23 @@ func readSnapshot(dir, principal string) (*Policy, error) {
 	if err := readJSON(filepath.Join(dir, "base.json"), &base); err != nil {
 		return nil, err
 	}
-	var shard map[string][]Rule
+	var shard map[string][]snapshotRule
 	if err := readJSON(filepath.Join(dir, "rules-"+shardOf(principal)+".json"), &shard); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	p := &Policy{Providers: base.Providers, Rules: shard[principal], Deny: base.Deny, Files: base.Files,
-		UserPolicies: base.UserPolicies, Broken: map[string]error{}, brokenByName: base.BrokenBy}
+	// Rules whose principals_from globs are patterns can apply to any principal: they are in one
+	// file that every lookup reads, merged with the shard's in policy order.
+	var patterned []snapshotRule
+	if err := readJSON(filepath.Join(dir, "rules-patterns.json"), &patterned); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	rules := append(shard[principal], patterned...)
+	slices.SortStableFunc(rules, func(a, b snapshotRule) int { return a.Seq - b.Seq })
+	p := &Policy{Providers: base.Providers, Deny: base.Deny, Files: base.Files,
+		UserPolicies: base.UserPolicies, Chain: base.Chain, Broken: map[string]error{}, brokenByName: base.BrokenBy}
+	for _, r := range rules {
+		p.Rules = append(p.Rules, r.Rule)
+	}
 	for name, msg := range base.Broken {
 		p.Broken[name] = errors.New(msg)
 	}
@@ -189,25 +208,40 @@ func writeSnapshot(cacheDir, dir string, p *Policy) error {
 	}
 	defer os.RemoveAll(tmp)
 	base := snapshotBase{Providers: p.Providers, Broken: map[string]string{}, BrokenBy: p.brokenByName, Deny: p.Deny, Files: p.Files,
-		UserPolicies: p.UserPolicies}
+		UserPolicies: p.UserPolicies, Chain: p.Chain}
 	for name, err := range p.Broken {
 		base.Broken[name] = err.Error()
 	}
 	if err := writeJSON(filepath.Join(tmp, "base.json"), base); err != nil {
 		return err
 	}
-	shards := map[string]map[string][]Rule{}
-	for _, r := range p.Rules {
-		for _, pr := range slices.Compact(slices.Sorted(slices.Values(r.Principals))) {
+	shards := map[string]map[string][]snapshotRule{}
+	var patterned []snapshotRule
+	for i, r := range p.Rules {
+		names := r.Principals
+		if r.PrincipalsFrom != "" {
+			lit, ok := literalGlobs(r.PrincipalsAllowed)
+			if !ok {
+				patterned = append(patterned, snapshotRule{i, r})
+				continue
+			}
+			names = lit
+		}
+		for _, pr := range slices.Compact(slices.Sorted(slices.Values(names))) {
 			s := shardOf(pr)
 			if shards[s] == nil {
-				shards[s] = map[string][]Rule{}
+				shards[s] = map[string][]snapshotRule{}
 			}
-			shards[s][pr] = append(shards[s][pr], r)
+			shards[s][pr] = append(shards[s][pr], snapshotRule{i, r})
 		}
 	}
 	for s, m := range shards {
 		if err := writeJSON(filepath.Join(tmp, "rules-"+s+".json"), m); err != nil {
+			return err
+		}
+	}
+	if len(patterned) > 0 {
+		if err := writeJSON(filepath.Join(tmp, "rules-patterns.json"), patterned); err != nil {
 			return err
 		}
 	}
