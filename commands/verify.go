@@ -40,10 +40,22 @@ used when its directory exists), and on stderr, which sshd discards unless its L
 The OPs' discovery documents and keys are cached in --cache-dir: normally a login makes no network
 request. A token signed by an unknown key triggers a refetch (at most every 30s per OP). While an
 OP is unreachable its cached keys stay usable for --stale-for, and such decisions are logged with
-"keys":"stale". A provider's jwks_file pins keys and never touches the network.`,
-		Example: `  opkssh verify alice "$(awk '{print $2}' ~/.ssh/id_ecdsa-cert.pub)" ecdsa-sha2-nistp256-cert-v01@openssh.com --policy ./policies.yaml`,
-		Args:    cobra.ArbitraryArgs,
-		RunE:    func(cmd *cobra.Command, args []string) error { return runVerify(cmd, f, args) },
+"keys":"stale". A provider's jwks_file pins keys and never touches the network.
+
+A rule's options (restrict, command="...", from="...", ...) are appended to the line it prints.
+
+sshd runs only one AuthorizedKeysCommand. To keep another one (SSSD, EC2 Instance Connect), give it
+to --chain (or the policy's chain block): verify runs it for every key that is not an opkssh
+certificate and prints its output, with %u, %k and %t in its arguments replaced by verify's own
+arguments. An opkssh certificate never reaches it; it runs as the verify user, for at most
+--chain-timeout, and its output is limited to 256 KiB; a failure prints nothing and is logged
+("reason":"chain_failed"). "opkssh server install" sets this up when it finds a command.`,
+		Example: `  opkssh verify alice "$(awk '{print $2}' ~/.ssh/id_ecdsa-cert.pub)" ecdsa-sha2-nistp256-cert-v01@openssh.com --policy ./policies.yaml
+
+  # in sshd_config, keeping SSSD's keys for plain keys:
+  AuthorizedKeysCommand /usr/local/bin/opkssh verify %u %k %t --chain "/usr/bin/sss_ssh_authorizedkeys %u"`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runVerify(cmd, f, args) },
 	}
 	// stdout belongs to sshd: even help goes to stderr.
 	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
@@ -73,6 +85,9 @@ func runVerify(cmd *cobra.Command, f serverconfig.Verify, args []string) error {
 		},
 		Keys: &verifier.Cache{Dir: f.CacheDir, Fetcher: verifier.Fetcher{Timeout: f.Timeout, TrustedUIDs: []int{f.PolicyOwner}}, StaleFor: f.StaleFor, Log: logger},
 		Log:  logger,
+	}
+	if f.Chain != "" {
+		opts.Chain = &verifier.Chain{Command: f.Chain, Timeout: f.ChainTimeout, Source: "--chain"}
 	}
 	res := verifier.Verify(ctx, opts, verifier.Request{Principal: args[0], CertB64: args[1], KeyType: args[2], ClientAddr: f.ClientAddr})
 	if !res.Allowed {

@@ -108,7 +108,7 @@ rules:
 	}
 	fx.fresh = []byte(fresh)
 	fx.meaning = tokenMeaning(fx.honest.PKToken)
-	fx.line = authorizedKeysLine(sshcert.WildcardPrincipal, fx.honest.Cert.Key)
+	fx.line = authorizedKeysLine(sshcert.WildcardPrincipal, nil, fx.honest.Cert.Key)
 	fx.forged = [][]byte{
 		forge(func(c map[string]any) { c["iat"] = now.Add(-25 * time.Hour).Unix() }),
 		forge(func(c map[string]any) { c["aud"] = []string{"x", "y"} }),

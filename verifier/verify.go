@@ -36,6 +36,9 @@ type Options struct {
 	Log        *slog.Logger     // the decision log; discarded if nil
 	// LookupUser finds the principal's uid and home for user policies; user.Lookup if nil.
 	LookupUser func(name string) (*user.User, error)
+	// Chain, if set, answers for keys that are not opkssh certificates (chain.go); otherwise the
+	// policy's chain block does, if it has one.
+	Chain *Chain
 }
 
 // Request is what sshd passes: %u, %t, %k, and optionally %C (client and server address and port),
@@ -65,6 +68,7 @@ type Result struct {
 	TokenVerified bool
 	Refreshed     bool       // the expiration rule was applied to the PK token's refreshed ID token
 	UserPolicy    UserPolicy // the principal's own policy file, when one took part
+	Chain         string     // where the chained command that answered was configured
 }
 
 // Verify decides a request and writes one decision line to the log. It never panics on input:
@@ -93,6 +97,13 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	fail := func(code string, err error) Result {
 		res.Allowed, res.Line, res.Reason, res.Detail = false, "", code, err.Error()
 		return res
+	}
+	// Before the principal check: the chained command has its own idea of user names (SSSD's
+	// alice@corp.example.com), and gets them as an argument, never through a shell.
+	if !IsOpksshCertificate(req.KeyType, req.CertB64) {
+		if c := chainFor(opts); c != nil {
+			return chained(ctx, c, req)
+		}
 	}
 	if !policy.ValidPrincipal(req.Principal) {
 		return fail(ReasonBadRequest, fmt.Errorf("principal %q is not a valid user name", clip(req.Principal)))
@@ -188,13 +199,19 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	}
 	res.Allowed, res.Reason = true, ReasonAllowed
 	res.Detail = fmt.Sprintf("allowed by rule at %s", d.Rule.Pos)
-	res.Line = authorizedKeysLine(certPrincipal, cert.SignatureKey)
+	res.Line = authorizedKeysLine(certPrincipal, d.Rule.Options, cert.SignatureKey)
 	return res
 }
 
-// authorizedKeysLine renders the single line sshd reads. principal has been validated.
-func authorizedKeysLine(principal string, key ssh.PublicKey) string {
-	return fmt.Sprintf("cert-authority,principals=\"%s\" %s %s", principal, key.Type(), base64.StdEncoding.EncodeToString(key.Marshal()))
+// authorizedKeysLine renders the single line sshd reads. principal has been validated; options
+// come from the rule that allowed, which policy.ParseOptions checked when the policy loaded, and
+// never from the token.
+func authorizedKeysLine(principal string, options []string, key ssh.PublicKey) string {
+	opts := ""
+	if len(options) > 0 {
+		opts = "," + strings.Join(options, ",")
+	}
+	return fmt.Sprintf("cert-authority,principals=\"%s\"%s %s %s", principal, opts, key.Type(), base64.StdEncoding.EncodeToString(key.Marshal()))
 }
 
 // verifyCICSignature checks the client's signature over the ID token's payload with the key the
@@ -429,6 +446,9 @@ func logDecision(l *slog.Logger, req Request, res Result) {
 	}
 	if req.ClientAddr != "" {
 		attrs = append(attrs, "client", clip(req.ClientAddr))
+	}
+	if res.Chain != "" {
+		attrs = append(attrs, "chain", res.Chain)
 	}
 	attrs = append(attrs, res.UserPolicy.logAttrs()...)
 	if len(res.Explain) > 0 {

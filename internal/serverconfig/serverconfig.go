@@ -41,6 +41,9 @@ type Verify struct {
 	StaleFor    time.Duration
 	Timeout     time.Duration
 	PolicyOwner int // a uid trusted besides root for policy and pinned key files; 0 is none
+	// Chain is another AuthorizedKeysCommand for keys that are not opkssh certificates.
+	Chain        string
+	ChainTimeout time.Duration
 }
 
 // Register defines verify's flags on fl, writing into v.
@@ -51,6 +54,8 @@ func (v *Verify) Register(fl *pflag.FlagSet) {
 	fl.DurationVar(&v.Timeout, "timeout", verifier.DefaultFetchTimeout, "limit for each request to the OP")
 	fl.StringVar(&v.CacheDir, "cache-dir", CacheDir, "where the OPs' keys and a compiled policy snapshot are cached (owned by the verify user, mode 0700); \"\" for none")
 	fl.DurationVar(&v.StaleFor, "stale-for", verifier.DefaultStaleFor, "how long cached keys stay usable while the OP is unreachable")
+	fl.StringVar(&v.Chain, "chain", "", "another AuthorizedKeysCommand (\"COMMAND ARGS\") to run for keys that are not opkssh certificates")
+	fl.DurationVar(&v.ChainTimeout, "chain-timeout", policy.DefaultChainTimeout, "limit for the --chain command")
 	fl.IntVar(&v.PolicyOwner, "policy-owner", 0, "also trust policy files owned by this uid besides root (demos and tests; never in sshd_config)")
 }
 
