@@ -142,6 +142,14 @@ for verify. Run check after every hand edit, before logging out of the server.`,
 					plural(len(names), "provider", "providers"), len(names)+len(pol.Providers))
 				return exitError{code: 1}
 			}
+			if broken := pol.BrokenRules(); len(broken) > 0 {
+				for _, b := range broken {
+					fmt.Fprintf(stderr, "warning: %s\n", b)
+				}
+				fmt.Fprintf(stderr, "%s of %d unusable (the others work); fix and run opkssh policy check again\n",
+					plural(len(broken), "rule", "rules"), len(pol.Rules))
+				return exitError{code: 1}
+			}
 			for _, w := range pol.Warnings() {
 				fmt.Fprintf(stderr, "warning: %s\n", w)
 			}
@@ -233,7 +241,17 @@ func printListing(w io.Writer, l policy.Listing, principal string) error {
 			if len(conds) > 0 {
 				require = strings.Join(conds, "; ")
 			}
-			fmt.Fprintf(tw, "%s:%d\t%s\t%s\t%s\t%s\n", r.File, r.Line, strings.Join(r.Principals, ","), r.Provider, strings.Join(ids, ", "), require)
+			principals := strings.Join(r.Principals, ",")
+			if r.PrincipalsFrom != "" {
+				principals = fmt.Sprintf("from %s (%s)", r.PrincipalsFrom, strings.Join(r.PrincipalsAllowed, ","))
+			}
+			if len(r.Options) > 0 {
+				require += "; options " + strings.Join(r.Options, ",")
+			}
+			if r.Broken != "" {
+				require += " (UNUSABLE: see opkssh policy check)"
+			}
+			fmt.Fprintf(tw, "%s:%d\t%s\t%s\t%s\t%s\n", r.File, r.Line, principals, r.Provider, strings.Join(ids, ", "), require)
 		}
 	}
 	if len(l.Deny) > 0 {

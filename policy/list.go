@@ -37,9 +37,15 @@ type ListedRule struct {
 	Identities  []ListedIdentity `json:"identities"`
 	RequireAMR  []string         `json:"require_amr,omitempty"`
 	RequireFrom []string         `json:"require_from,omitempty"`
-	Comment     string           `json:"comment,omitempty"`
-	File        string           `json:"file"`
-	Line        int              `json:"line"`
+	// PrincipalsFrom and PrincipalsAllowed are set instead of Principals for a rule that takes
+	// its principals from a claim.
+	PrincipalsFrom    string   `json:"principals_from,omitempty"`
+	PrincipalsAllowed []string `json:"principals_allowed,omitempty"`
+	Options           []string `json:"options,omitempty"`
+	Broken            string   `json:"broken,omitempty"` // why the rule can never allow
+	Comment           string   `json:"comment,omitempty"`
+	File              string   `json:"file"`
+	Line              int      `json:"line"`
 }
 
 // ListedIdentity is an identity of a rule or a deny entry.
@@ -71,10 +77,11 @@ func (p *Policy) List(principal string) Listing {
 		return cmp.Or(cmp.Compare(order(a.File), order(b.File)), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Name, b.Name))
 	})
 	for _, r := range p.Rules {
-		if principal != "" && !slices.Contains(r.Principals, principal) {
+		if principal != "" && !r.listsPrincipal(principal) {
 			continue
 		}
-		lr := ListedRule{Principals: r.Principals, Provider: r.Provider, RequireAMR: r.RequireAMR, RequireFrom: prefixStrings(r.RequireFrom), Comment: r.Comment, File: r.Pos.File, Line: r.Pos.Line}
+		lr := ListedRule{Principals: r.Principals, Provider: r.Provider, RequireAMR: r.RequireAMR, RequireFrom: prefixStrings(r.RequireFrom), Comment: r.Comment, File: r.Pos.File, Line: r.Pos.Line,
+			PrincipalsFrom: r.PrincipalsFrom, PrincipalsAllowed: r.PrincipalsAllowed, Options: r.Options, Broken: r.Broken}
 		for _, id := range r.Identities {
 			lr.Identities = append(lr.Identities, listIdentity(id))
 		}

@@ -153,14 +153,6 @@ func (r *Rule) listsPrincipal(principal string) bool {
 	return ValidUnixName(principal) && allowedGlob(r.PrincipalsAllowed, principal) != ""
 }
 
-// PrincipalsText describes a rule's principals for listings and messages.
-func (r *Rule) PrincipalsText() string {
-	if r.PrincipalsFrom == "" {
-		return strings.Join(r.Principals, ",")
-	}
-	return fmt.Sprintf("from %s (%s)", r.PrincipalsFrom, strings.Join(r.PrincipalsAllowed, ","))
-}
-
 // claimPrincipal says whether the token's principals_from claim names principal, and explains.
 // The rule's identities have matched already.
 func (m matcher) claimPrincipal(r *Rule, principal string) (bool, string) {
