@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opkssh-team/opkssh/internal/argv"
 	"github.com/opkssh-team/opkssh/internal/atomicfile"
 	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/internal/serverconfig"
@@ -44,6 +45,9 @@ type Options struct {
 	Out           io.Writer
 	Now           func() time.Time
 	ReloadCommand []string // how to reload sshd; nil = decide (pid file, systemd, or nothing)
+	// ChainExisting and ReplaceExisting say what to do with an AuthorizedKeysCommand that is
+	// already configured (existing.go); without either, install explains it and stops.
+	ChainExisting, ReplaceExisting bool
 }
 
 // Defaults returns the standard paths.
@@ -75,6 +79,8 @@ type State struct {
 	SSHDConfigFile string              `json:"sshd_config"`
 	CacheDir       string              `json:"cache_dir,omitempty"`
 	LogDir         string              `json:"log_dir,omitempty"`
+	// Chain is the existing AuthorizedKeysCommand that opkssh's line passes other keys to.
+	Chain string `json:"chain,omitempty"`
 }
 
 // Original is a path's owner and permission bits as install found them.
@@ -115,6 +121,10 @@ func (o *Options) check() error {
 		if !filepath.IsAbs(f.v) {
 			return fmt.Errorf("%s %q must be an absolute path", f.flag, f.v)
 		}
+		// sshd expands % in AuthorizedKeysCommand, and a line break would end it.
+		if strings.ContainsAny(f.v, "%\n\r\x00") {
+			return fmt.Errorf("%s %q must not contain %% or a line break", f.flag, f.v)
+		}
 	}
 	return nil
 }
@@ -126,6 +136,8 @@ type installer struct {
 	o        Options
 	st       *State
 	uid, gid int
+	chain    string   // the existing command opkssh's line chains to; "" for none
+	disable  []keyDef // configuration lines that would win over the drop-in
 }
 
 func (in *installer) say(format string, args ...any) {
@@ -170,11 +182,13 @@ func Install(o Options) error {
 		name string
 		run  func() error
 	}{
+		{"existing AuthorizedKeysCommand", in.existing},
 		{"verify user", in.user},
 		{"binary", in.binary},
 		{"policy directory", in.configDir},
 		{"starter policy", in.policy},
 		{"cache and log directories", in.cacheAndLog},
+		{"lines that would override the drop-in", in.disableLines},
 		{"sshd drop-in", in.dropIn},
 		{"sshd -t", in.validate},
 	}
@@ -299,17 +313,44 @@ func (in *installer) cacheAndLog() error {
 	return in.dir(in.o.LogDir, 0o750, in.uid, in.gid, "decision log directory")
 }
 
-// DropInContent is the sshd_config drop-in for a binary path and verify user.
-func DropInContent(binary, verifyUser string) string {
+// AuthorizedKeysCommandLine is the AuthorizedKeysCommand opkssh's drop-in sets: verify with every
+// path that is not verify's default, and --chain with the existing command it keeps, if any.
+func AuthorizedKeysCommandLine(o Options, chain string) string {
+	o.fill()
+	d := Defaults()
+	args := []string{argv.Quote(o.BinaryPath), "verify", "%u", "%k", "%t"}
+	if o.ConfigDir != d.ConfigDir {
+		args = append(args, "--policy", argv.Quote(filepath.Join(o.ConfigDir, "policies.yaml")))
+	}
+	if o.CacheDir != d.CacheDir {
+		args = append(args, "--cache-dir", argv.Quote(o.CacheDir))
+	}
+	if o.LogDir != d.LogDir {
+		args = append(args, "--log-file", argv.Quote(filepath.Join(o.LogDir, "verify.log")))
+	}
+	if chain != "" {
+		// sshd expands %u and the like inside this word as it did in the original line.
+		args = append(args, "--chain", argv.Quote(chain))
+	}
+	return "AuthorizedKeysCommand " + strings.Join(args, " ")
+}
+
+// DropInContent is the sshd_config drop-in for these options and chained command.
+func DropInContent(o Options, chain string) string {
+	o.fill()
+	note := ""
+	if chain != "" {
+		note = "# Keys that are not opkssh certificates go on to the command that was configured before.\n"
+	}
 	return fmt.Sprintf(`# Written by "opkssh server install"; "opkssh server uninstall" removes it.
-# sshd asks opkssh about every public-key login; opkssh answers from /etc/opkssh/policies.yaml.
-AuthorizedKeysCommand %s verify %%u %%k %%t
+# sshd asks opkssh about every public-key login; opkssh answers from %s.
+%s%s
 AuthorizedKeysCommandUser %s
-`, binary, verifyUser)
+`, filepath.Join(o.ConfigDir, "policies.yaml"), note, AuthorizedKeysCommandLine(o, chain), o.VerifyUser)
 }
 
 func (in *installer) dropIn() error {
-	want := []byte(DropInContent(in.o.BinaryPath, in.o.VerifyUser))
+	want := []byte(DropInContent(in.o, in.chain))
 	if old, err := os.ReadFile(in.o.DropIn); err == nil && bytes.Equal(old, want) {
 		in.unchanged("%s is in place", in.o.DropIn)
 		return nil
@@ -336,6 +377,9 @@ func (in *installer) validate() error {
 		return nil
 	}
 	restoreErr := in.undoFile(in.o.DropIn)
+	for _, d := range in.disable {
+		restoreErr = errors.Join(restoreErr, in.undoFile(d.File))
+	}
 	return errors.Join(fmt.Errorf("sshd -t rejected the configuration, so the drop-in was taken back: %v: %s", err, bytes.TrimSpace(out)), restoreErr)
 }
 
