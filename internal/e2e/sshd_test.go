@@ -36,6 +36,12 @@ type sshdEnv struct {
 
 func startSSHD(t *testing.T) *sshdEnv {
 	t.Helper()
+	return startSSHDArgs(t, nil)
+}
+
+// startSSHDArgs is startSSHD with more arguments for verify in the AuthorizedKeysCommand line.
+func startSSHDArgs(t *testing.T, verifyArgs []string) *sshdEnv {
+	t.Helper()
 	needSSHD(t)
 	for _, u := range []string{userAllowed, userOther} {
 		remove, err := sshdtest.EnsureUser(u)
@@ -54,7 +60,7 @@ func startSSHD(t *testing.T) *sshdEnv {
 	}
 	t.Cleanup(func() { in.Remove() })
 	work := t.TempDir()
-	srv, err := sshdtest.Start(sshdtest.Options{WorkDir: work, Install: in, MemlockZero: true})
+	srv, err := sshdtest.Start(sshdtest.Options{WorkDir: work, Install: in, MemlockZero: true, VerifyArgs: verifyArgs})
 	if err != nil {
 		t.Fatal(err)
 	}

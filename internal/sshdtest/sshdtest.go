@@ -145,6 +145,9 @@ type Options struct {
 	// "opkssh server install" put in its drop-ins) instead of writing one; only the port, listen
 	// address, pid file and host key are overridden. Install is then unused.
 	SystemConfig string
+	// VerifyArgs are appended to verify's arguments in the AuthorizedKeysCommand line, as sshd
+	// reads them (quote words that hold spaces), e.g. --chain "/path/cmd %u".
+	VerifyArgs []string
 }
 
 // Server is a running sshd.
@@ -227,7 +230,7 @@ Port %d
 HostKey %s
 PidFile %s
 AuthorizedKeysFile none
-AuthorizedKeysCommand %s verify %%u %%k %%t --policy %s --log-file %s --cache-dir %s
+AuthorizedKeysCommand %s verify %%u %%k %%t --policy %s --log-file %s --cache-dir %s%s
 AuthorizedKeysCommandUser %s
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -239,8 +242,15 @@ Subsystem sftp internal-sftp
 LogLevel VERBOSE
 # Many logins at once (tests, benchmarks, Ansible-style fan-out) exceed the default 10:30:100.
 MaxStartups 100:30:200
-`, port, hostKeyPath, filepath.Join(opts.WorkDir, "sshd.pid"), opts.Install.Binary, opts.Install.Policy, opts.Install.Log, opts.Install.Cache, opts.VerifyUser)
+`, port, hostKeyPath, filepath.Join(opts.WorkDir, "sshd.pid"), opts.Install.Binary, opts.Install.Policy, opts.Install.Log, opts.Install.Cache, verifyArgs(opts.VerifyArgs), opts.VerifyUser)
 	return os.WriteFile(config, []byte(conf), 0o600)
+}
+
+func verifyArgs(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return " " + strings.Join(args, " ")
 }
 
 // Log returns what sshd has logged so far.
