@@ -21,6 +21,11 @@
 //	      - group: ssh-admins
 //	      - claim: {name: realm_access.roles, value: admin}
 //	    require: {amr: [mfa], from: [10.0.0.0/8]}  # optional; all must hold
+//	    options: [restrict, 'command="/usr/local/bin/deploy"']  # optional authorized_keys options
+//	  - principals_from: groups              # instead of principals: the accounts a claim names
+//	    principals_allowed: [deploy, "db-*"] # required with principals_from: globs they must match
+//	    provider: corp
+//	    identities: [{email_domain: example.com}]
 //	deny:                                    # identities; provider: NAME limits one to a provider
 //	  - email: mallory@example.com
 //	  - sub: "00u1a2b3c4D5e6F7g8h9"          # safest: an email entry misses aliases and
@@ -29,12 +34,15 @@
 //	  enabled: true
 //	  path: .config/opkssh/policies.yaml     # below each user's home; the default
 //	  providers: [corp]                      # providers user files may name; required when enabled
+//	chain:                                   # optional: another AuthorizedKeysCommand for keys
+//	  command: /usr/bin/sss_ssh_authorizedkeys %u   # that are not opkssh certificates (chain.go)
+//	  timeout: 5s
 //
 // Drop-in files policies.d/*.yaml (same schema, version included; names
 // starting with '.' and other suffixes such as .yml are ignored) are merged
 // after the main file in name order: providers by name (a name defined twice
 // is an error), rules and deny entries appended; user_policies may be set in
-// one file only.
+// one file only, and so may chain.
 //
 // # Fail closed
 //
@@ -45,11 +53,13 @@
 // followed only inside its own directory), all are errors naming file:line
 // and field, and the caller must then deny every login. A value that would match everybody (an
 // empty value, a domain without a dot, a claim such as iss or aud that every
-// token carries) is an error too. The one exception is a problem inside a
-// single providers.NAME block: that provider goes to Policy.Broken and its
+// token carries) is an error too. The two exceptions: a problem inside a
+// single providers.NAME block puts that provider in Policy.Broken and its
 // rules deny with reason provider_broken, so one bad provider does not lock
-// out the users of the others. Rules and deny entries are never skipped: a
-// skipped deny entry would let someone in.
+// out the users of the others; and a rule's invalid options (or a claim
+// source its provider cannot support) make that rule deny with rule_broken
+// (Policy.BrokenRules). Rules and deny entries are never skipped: a skipped
+// deny entry would let someone in.
 //
 // # Matching
 //
@@ -81,6 +91,13 @@
 //   - Claim names (and groups_claim) are looked up as a top-level claim
 //     first, so namespaced claims like https://example.com/roles work, and
 //     otherwise as a dotted path into nested objects.
+//
+// A rule with principals_from lists the principal when a glob of principals_allowed matches it
+// (root only through the glob "root"), and allows, after its identities and require, when the
+// token's claim holds it as a string or in a list of strings; email_local_part and
+// preferred_username are derived sources with extra conditions (principals.go). A rule's options
+// are checked against sshd's authorized_keys grammar; a bad one makes that rule alone unusable
+// (Rule.Broken, reason rule_broken), as a broken provider block does for its rules (options.go).
 //
 // Decision.Explain says which deny entry matched or, for every rule that
 // could have applied, at which file:line and why each identity failed.
