@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opkssh-team/opkssh/internal/argv"
 	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/internal/serverconfig"
 	"github.com/opkssh-team/opkssh/policy"
@@ -157,6 +158,9 @@ func (d *doctor) sshd() (string, []string) {
 	}
 	if !strings.Contains(akc, "%k") || !strings.Contains(akc, "%t") || !strings.Contains(akc, "%u") {
 		d.add(Fail, "sshd", "AuthorizedKeysCommand does not pass %u %k %t", "use: AuthorizedKeysCommand "+fields[0]+" verify %u %k %t")
+	}
+	if words, err := argv.Split(akc); err == nil && len(words) >= 2 {
+		return words[0], words[2:] // quoted arguments, e.g. install's --chain "COMMAND ARGS"
 	}
 	return fields[0], fields[2:]
 }

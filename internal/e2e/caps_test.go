@@ -192,6 +192,10 @@ func TestServerInstallChainsExisting(t *testing.T) {
 		t.Fatalf("decision log in the --log-dir:\n%s", log)
 	}
 	srv.Stop()
+	// doctor reads the paths from sshd's line, quoted --chain and all.
+	if r := opkssh(t, nil, "doctor"); r.code != 0 || !strings.Contains(r.stdout, "/etc/opkssh-alt/policies.yaml") {
+		t.Fatalf("doctor on the chained, relocated set-up: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 
 	r = opkssh(t, nil, append([]string{"server", "uninstall", "--purge"}, alt...)...)
 	if r.code != 0 {
