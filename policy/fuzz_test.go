@@ -32,7 +32,9 @@ func fuzzTokens(f *testing.F) []Claims {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{ciHead + "  - {principals: [d], provider: gha, identities: [{repository: acme/app, repository_owner_id: 1234, ref: refs/heads/main}]}\n  - {principals: [d], provider: gl, identities: [{project_path: acme/app, namespace_id: 1234, ref_protected: true}]}\n",
-		fullPolicy, evalPolicy, head + okRule, head, "version: 1\n", "version: 1\nx: &a [*a]\n", "{version: 1, deny: [{sub: x}]}"} {
+		fullPolicy, evalPolicy, head + okRule, head, "version: 1\n", "version: 1\nx: &a [*a]\n", "{version: 1, deny: [{sub: x}]}",
+		head + "rules:\n  - {principals_from: groups, principals_allowed: ['db-*', root], provider: corp, identities: [{sub: s}], options: [restrict, 'command=\"x\"']}\n",
+		"version: 1\nchain: {command: /usr/bin/x %u, timeout: 2s}\n"} {
 		f.Add([]byte(s))
 	}
 	if data, err := os.ReadFile("testdata/add/input.yaml"); err == nil {
