@@ -48,8 +48,8 @@ sshd runs only one AuthorizedKeysCommand. To keep another one (SSSD, EC2 Instanc
 to --chain (or the policy's chain block): verify runs it for every key that is not an opkssh
 certificate and prints its output, with %u, %k and %t in its arguments replaced by verify's own
 arguments. An opkssh certificate never reaches it; it runs as the verify user, for at most
---chain-timeout, and its output is limited to 256 KiB; a failure prints nothing and is logged
-("reason":"chain_failed"). "opkssh server install" sets this up when it finds a command.`,
+--chain-timeout, and its output is limited to 256 KiB. Its answers are logged as
+"decision":"chain"; a failure prints nothing and is logged ("reason":"chain_failed"). "opkssh server install" sets this up when it finds a command.`,
 		Example: `  opkssh verify alice "$(awk '{print $2}' ~/.ssh/id_ecdsa-cert.pub)" ecdsa-sha2-nistp256-cert-v01@openssh.com --policy ./policies.yaml
 
   # in sshd_config, keeping SSSD's keys for plain keys:

@@ -420,7 +420,10 @@ func logDecision(l *slog.Logger, req Request, res Result) {
 		return
 	}
 	decision := "deny"
-	if res.Allowed {
+	switch {
+	case res.Allowed && res.Reason == ReasonChained:
+		decision = "chain" // the chained command's answer, passed on: not opkssh's decision
+	case res.Allowed:
 		decision = "allow"
 	}
 	attrs := []any{

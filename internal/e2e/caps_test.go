@@ -36,11 +36,12 @@ func TestSSHOptionsAndPrincipalsFrom(t *testing.T) {
 	dana := login(t, op, "dana@example.com", "ed25519", filepath.Join(e.keys, "dana"))
 
 	t.Run("restrict and command force the command", func(t *testing.T) {
+		from := e.logOffset(t)
 		out, errOut, err := e.ssh(t, userOther, alice, "id", "-un")
 		if err != nil || out != "forced for "+userOther+"\n" {
 			t.Fatalf("err=%v stdout=%q stderr=%q", err, out, errOut)
 		}
-		e.logHas(t, `"decision":"allow"`)
+		e.logSince(t, from).mustAll(t, "allow", "allowed")
 		// restrict also turns off port forwarding: sshd refuses the remote forward at once.
 		args := append(e.srv.SSHArgs(userOther, alice), "-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:22", "-N", "127.0.0.1")
 		fwd, err := exec.Command("timeout", append([]string{"20", "ssh"}, args...)...).CombinedOutput()
@@ -49,10 +50,11 @@ func TestSSHOptionsAndPrincipalsFrom(t *testing.T) {
 		}
 	})
 	t.Run("principal from the groups claim", func(t *testing.T) {
-		e.mustLogIn(t, userAllowed, dana)
-		e.logHas(t, `groups value \"`+userAllowed+`\" matches principals_allowed glob \"opkssh-e2e-*\"`)
-		e.mustBeRefused(t, userOther, dana)
-		e.logHas(t, `"reason":"principal_not_in_claim"`)
+		a := e.mustLogIn(t, userAllowed, dana)
+		if want := `groups value \"` + userAllowed + `\" matches principals_allowed glob \"opkssh-e2e-*\"`; !strings.Contains(a.raw, want) {
+			t.Fatalf("log lacks %s:\n%s", want, a.raw)
+		}
+		e.mustBeRefused(t, userOther, dana, "principal_not_in_claim")
 	})
 }
 
@@ -101,6 +103,19 @@ func noCertsChained(t *testing.T, calls string) {
 	}
 }
 
+// mustLogInChained logs in with a plain key that the chained command answered for.
+func (e *sshdEnv) mustLogInChained(t *testing.T, user, key string) {
+	t.Helper()
+	from := e.logOffset(t)
+	out, errOut, err := e.ssh(t, user, key, "id", "-un")
+	if err != nil || strings.TrimSpace(out) != user {
+		t.Fatalf("ssh as %s with %s: err=%v stdout=%q stderr=%q", user, filepath.Base(key), err, out, errOut)
+	}
+	if a := e.logSince(t, from); !strings.Contains(a.raw, `"decision":"chain","reason":"chained"`) {
+		t.Fatalf("verify did not pass the chained command's answer on:\n%s", a.raw)
+	}
+}
+
 // TestSSHChain: with verify --chain, a plain key that the chained command vouches for logs in
 // through sshd, an opkssh certificate still does, and no certificate reaches the command.
 func TestSSHChain(t *testing.T) {
@@ -116,11 +131,15 @@ func TestSSHChain(t *testing.T) {
 	alice := login(t, op, "alice@example.com", "ecdsa", filepath.Join(e.keys, "alice"))
 	bob := login(t, op, "bob@example.com", "ecdsa", filepath.Join(e.keys, "bob"))
 
-	e.mustLogIn(t, userAllowed, plain)
-	e.logHas(t, `"reason":"chained"`)
-	e.mustBeRefused(t, userOther, plain)
+	e.mustLogInChained(t, userAllowed, plain)
+	// The command prints nothing for userOther; sshd refuses.
+	e.mustBeRefusedBySSHD(t, userOther, plain).mustAll(t, "deny", "chained")
 	e.mustLogIn(t, userAllowed, alice)
-	e.mustBeRefused(t, userAllowed, bob)
+	// bob's certificate is denied by the policy; the command then answers for his plain key
+	// (printing userAllowed's key), which sshd refuses.
+	if a := e.mustBeRefusedBySSHD(t, userAllowed, bob); !strings.Contains(a.raw, `"reason":"no_matching_identity"`) || strings.Contains(a.raw, `"decision":"allow"`) {
+		t.Fatalf("bob:\n%s", a.raw)
+	}
 	noCertsChained(t, calls)
 }
 
@@ -182,10 +201,10 @@ func TestServerInstallChainsExisting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	e := &sshdEnv{srv: srv}
+	e := &sshdEnv{srv: srv, log: "/var/log/opkssh-alt/verify.log"}
 	alice := login(t, op, "alice@example.com", "ecdsa", filepath.Join(t.TempDir(), "alice"))
 	e.mustLogIn(t, userAllowed, alice)
-	e.mustLogIn(t, userAllowed, plain)
+	e.mustLogInChained(t, userAllowed, plain)
 	noCertsChained(t, calls)
 	log, _ := os.ReadFile("/var/log/opkssh-alt/verify.log")
 	if !strings.Contains(string(log), `"reason":"allowed"`) || !strings.Contains(string(log), `"reason":"chained"`) {
