@@ -182,12 +182,12 @@ func (in *installer) existing() (err error) {
 			in.chain = in.st.Chain
 			in.unchanged("keys that are not opkssh certificates go on to %s (chained by an earlier install)", in.chain)
 		}
-		in.disable = beforeDropIn(scan, true)
+		in.disable = beforeDropIn(scan)
 		return nil
 	}
 	if in.st.Chain == cmd.Value && !in.o.ReplaceExisting {
 		in.chain = cmd.Value
-		in.disable = beforeDropIn(scan, false)
+		in.disable = beforeDropIn(scan)
 		in.unchanged("keys that are not opkssh certificates go on to %s (chained)", in.chain)
 		return nil
 	}
@@ -217,27 +217,18 @@ func (in *installer) existing() (err error) {
 			"Re-run with --chain-existing to keep it for keys that are not opkssh certificates, so that sshd runs:\n  %s\n"+
 			"or with --replace-existing to replace it (add --dry-run to see every change first)", cmd, chained)
 	}
-	in.disable = beforeDropIn(scan, false)
+	in.disable = beforeDropIn(scan)
 	return nil
 }
 
-// beforeDropIn returns the global lines that would win over opkssh's drop-in. onlyOpkssh limits
-// them to lines that run opkssh (left behind by hand edits) and their user lines.
-func beforeDropIn(scan configScan, onlyOpkssh bool) []keyDef {
+// beforeDropIn returns the global AuthorizedKeysCommand and AuthorizedKeysCommandUser lines that
+// sshd reads before opkssh's drop-in, which would win over it: a foreign command (once chained or
+// replaced), an older opkssh line, "AuthorizedKeysCommand none", or another user.
+func beforeDropIn(scan configScan) []keyDef {
 	var out []keyDef
 	for _, d := range scan.defs {
-		if !d.BeforeDropIn || d.InMatch {
-			continue
-		}
-		if onlyOpkssh && d.Keyword == "authorizedkeyscommand" && !isOpkssh(d.Value) {
-			continue
-		}
-		out = append(out, d)
-	}
-	if onlyOpkssh {
-		hasCmd := slices.ContainsFunc(out, func(d keyDef) bool { return d.Keyword == "authorizedkeyscommand" })
-		if !hasCmd {
-			return nil
+		if d.BeforeDropIn && !d.InMatch {
+			out = append(out, d)
 		}
 	}
 	return out

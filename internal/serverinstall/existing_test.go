@@ -144,3 +144,28 @@ func TestReplaceExistingAfterDropIn(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Lines read before the drop-in that would silently win over it are commented out even when no
+// other command is configured: "AuthorizedKeysCommand none" and another AuthorizedKeysCommandUser.
+func TestNoneBeforeDropIn(t *testing.T) {
+	needRoot(t)
+	if noSandbox != nil {
+		t.Skipf("needs the sandbox: %v", noSandbox)
+	}
+	o := tempOptions(t, "nobody")
+	early := "AuthorizedKeysCommand none\nAuthorizedKeysCommandUser root\n"
+	sshdTree(t, o, "", map[string]string{"10-early.conf": early})
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(filepath.Dir(o.DropIn), "10-early.conf")
+	if got, _ := os.ReadFile(path); strings.Count(string(got), "# disabled by opkssh server install: ") != 2 {
+		t.Fatalf("%s:\n%s", path, got)
+	}
+	if err := Uninstall(o, true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != early {
+		t.Fatalf("not restored:\n%s", got)
+	}
+}
