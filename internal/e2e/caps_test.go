@@ -184,7 +184,7 @@ func TestServerInstallChainsExisting(t *testing.T) {
 		t.Fatalf("dry run does not show %s:\n%s%s", wantLine, r.stdout, r.stderr)
 	}
 	r = opkssh(t, nil, append([]string{"server", "install", "--chain-existing"}, alt...)...)
-	if r.code != 0 {
+	if r.code != 0 || !strings.Contains(r.stdout, "ok: sshd runs "+strings.TrimPrefix(wantLine, "AuthorizedKeysCommand ")) {
 		t.Fatalf("install: %s%s", r.stdout, r.stderr)
 	}
 	if got := sshdT(t); !strings.Contains(got, "authorizedkeyscommand "+strings.TrimPrefix(wantLine, "AuthorizedKeysCommand ")) || !strings.Contains(got, "authorizedkeyscommanduser opkssh") {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -300,6 +301,32 @@ func (in *installer) disableLines() error {
 		}
 		if err := in.writeFile(f, []byte(strings.Join(lines, "")), fi.Mode().Perm(), uid, gid); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// checkEffective asks sshd which AuthorizedKeysCommand it ends up with, which also catches one
+// given on sshd's command line (a service unit's -o), which no file shows. It only warns: the
+// drop-in is valid, and doctor reports the same.
+func (in *installer) checkEffective() error {
+	if in.o.DryRun {
+		return nil
+	}
+	out, err := exec.Command(in.o.SSHD, "-T", "-f", in.o.SSHDConfig, "-C", "user=root,host=localhost,addr=127.0.0.1").Output()
+	if err != nil {
+		return nil // sshd -t passed; -T may still need what a test set-up lacks
+	}
+	want := strings.TrimPrefix(AuthorizedKeysCommandLine(in.o, in.chain), "AuthorizedKeysCommand ")
+	s := bufio.NewScanner(bytes.NewReader(out))
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "authorizedkeyscommand "); ok {
+			if v != want {
+				fmt.Fprintf(in.o.Out, "  warning: sshd's effective AuthorizedKeysCommand is %q, not opkssh's: set elsewhere (sshd's command line?); run \"opkssh doctor\"\n", v)
+			} else {
+				fmt.Fprintf(in.o.Out, "  ok: sshd runs %s\n", v)
+			}
+			return nil
 		}
 	}
 	return nil

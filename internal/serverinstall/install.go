@@ -191,6 +191,7 @@ func Install(o Options) error {
 		{"lines that would override the drop-in", in.disableLines},
 		{"sshd drop-in", in.dropIn},
 		{"sshd -t", in.validate},
+		{"effective AuthorizedKeysCommand", in.checkEffective},
 	}
 	for _, step := range steps {
 		// The state is saved after every step, failed or not, so that uninstall can undo what
