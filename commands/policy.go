@@ -38,7 +38,22 @@ read exactly as "opkssh verify" reads it: the same loader, the same ownership ch
   opkssh policy import    convert /etc/opk/providers and /etc/opk/auth_id of the other
                           OpenPubkey SSH implementation into a policies.yaml
 
-"opkssh add" and "opkssh remove" edit the policy.`,
+"opkssh add" and "opkssh remove" edit the policy. Rules "opkssh add" does not write, by hand:
+
+  # members of db-* groups log in as the account of the group's name
+  - principals_from: groups
+    principals_allowed: ["db-*"]
+    provider: corp
+    identities: [{email_domain: example.com}]
+
+  # a CI identity that may run one command, and nothing else
+  - principals: [deploy]
+    provider: ci
+    identities: [{claim: {name: repository, value: org/app}}]
+    options: [restrict, 'command="/usr/local/bin/deploy"']
+
+"opkssh policy test" shows which claim value matched which glob, and the line sshd gets with the
+options; "opkssh policy check" reports a rule whose options sshd would not accept.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {

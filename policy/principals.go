@@ -153,6 +153,14 @@ func (r *Rule) listsPrincipal(principal string) bool {
 	return ValidUnixName(principal) && allowedGlob(r.PrincipalsAllowed, principal) != ""
 }
 
+// principalsText describes a rule's principals for messages: [root deploy], or the claim and globs.
+func (r *Rule) principalsText() string {
+	if r.PrincipalsFrom == "" {
+		return fmt.Sprint(r.Principals)
+	}
+	return fmt.Sprintf("the values of %s matching %v", r.PrincipalsFrom, r.PrincipalsAllowed)
+}
+
 // claimPrincipal says whether the token's principals_from claim names principal, and explains.
 // The rule's identities have matched already.
 func (m matcher) claimPrincipal(r *Rule, principal string) (bool, string) {

@@ -17,11 +17,11 @@ func (p *Policy) Warnings() []string {
 				continue
 			}
 			if what, ok := orgWideClaims[id.ClaimName]; ok {
-				out = append(out, fmt.Sprintf("%s: claim %q is %s, the same for every user there: this rule lets in all of them as %v", id.Pos, id.ClaimName, what, r.Principals))
+				out = append(out, fmt.Sprintf("%s: claim %q is %s, the same for every user there: this rule lets in all of them as %s", id.Pos, id.ClaimName, what, r.principalsText()))
 				continue
 			}
 			if prov != nil && (id.Value == prov.Issuer || slices.Contains(prov.ClientIDs, id.Value)) {
-				out = append(out, fmt.Sprintf("%s: claim %q = %q is the provider's issuer or client ID, which every token carries: this rule lets in everyone as %v", id.Pos, id.ClaimName, id.Value, r.Principals))
+				out = append(out, fmt.Sprintf("%s: claim %q = %q is the provider's issuer or client ID, which every token carries: this rule lets in everyone as %s", id.Pos, id.ClaimName, id.Value, r.principalsText()))
 			}
 		}
 	}
