@@ -141,7 +141,7 @@ func sign(a args, env Env) error {
 		return errors.New("opkssh signs with the key file of your login, not with a key in the agent: set user.signingKey to the key's path (opkssh git setup does)")
 	}
 	if a.file == "" || a.namespace == "" || len(a.files) == 0 {
-		return errors.New("sign needs -n NAMESPACE -f KEY FILE...")
+		return errors.New("sign needs -n NAMESPACE -f KEY and at least one FILE")
 	}
 	keyPath := strings.TrimSuffix(a.file, "-cert.pub")
 	if keyPath == a.file {

@@ -130,7 +130,7 @@ func (sc *scanner) include(pattern string, depth int) error {
 	}
 	files, err := filepath.Glob(pattern)
 	if err != nil {
-		return fmt.Errorf("Include %s: %v", pattern, err)
+		return fmt.Errorf("sshd_config Include %s: %v", pattern, err)
 	}
 	if ok, _ := filepath.Match(pattern, sc.dropIn); ok && !slices.Contains(files, sc.dropIn) {
 		files = append(files, sc.dropIn)
