@@ -54,19 +54,6 @@ read exactly as "opkssh verify" reads it: the same loader, the same ownership ch
 
 "opkssh policy test" shows which claim value matched which glob, and the line sshd gets with the
 options; "opkssh policy check" reports a rule whose options sshd would not accept.`,
-		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return cmd.Help()
-			}
-			// Without this a mistyped subcommand would print the help and exit 0.
-			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
-			cmd.SuggestionsMinimumDistance = 2
-			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-				msg += "; did you mean " + strings.Join(s, " or ") + "?"
-			}
-			return errors.New(msg + " (see opkssh policy --help)")
-		},
 	}
 	cmd.AddCommand(newPolicyCheckCmd(), newPolicyListCmd(), newPolicyTestCmd(), newPolicyImportCmd())
 	return cmd

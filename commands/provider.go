@@ -17,21 +17,24 @@ import (
 func newProviderCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "provider",
-		Short: "List and add the OpenID Providers you log in with",
+		Short: "List, add and remove the OpenID Providers you log in with",
 		Long: `Manage the providers of the client configuration file, $XDG_CONFIG_HOME/opkssh/config.yaml
 (by default ~/.config/opkssh/config.yaml), so that "opkssh login NAME" or plain "opkssh login"
 replaces a line of flags.
 
 Presets need only the client ID you registered at the OP:
 ` + presetHelp() + `
-The file is plain YAML and may be edited by hand; "provider add" keeps your comments.`,
+The file is plain YAML and may be edited by hand; "provider add", "remove" and "default" keep
+your comments.`,
 		Example: `  opkssh provider add google --preset google --client-id 1234.apps.googleusercontent.com --client-secret S
   opkssh provider add work --preset microsoft --tenant contoso.onmicrosoft.com --client-id 7a1b0c2d-…
   opkssh provider add corp --issuer https://sso.example.com/realms/main --client-id opkssh --default
-  opkssh provider list`,
+  opkssh provider list
+  opkssh provider default work
+  opkssh provider remove corp`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newProviderListCmd(), newProviderAddCmd())
+	cmd.AddCommand(newProviderListCmd(), newProviderAddCmd(), newProviderRemoveCmd(), newProviderDefaultCmd())
 	return cmd
 }
 

@@ -7,7 +7,7 @@
 package commands
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -54,11 +54,20 @@ On the server (root):
 	root.AddCommand(newPolicyCmd(), newRemoveCmd())
 	root.AddCommand(newLogoutCmd(), newSSHConfigCmd())
 	root.AddCommand(newSignCmd(), newVerifySignatureCmd(), newGitCmd())
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	strictUsage(root)
+	registerCompletions(root)
 	return root
 }
 
-// Execute runs the command line and returns the process exit code.
+// Execute runs the command line and returns the process exit code: 0, 1 when the command failed,
+// 2 for a usage error (unknown command or flag, wrong arguments), 130 when interrupted.
 func Execute(args []string, stdout, stderr io.Writer) int {
+	return execute(context.Background(), func() bool { return false }, args, stdout, stderr)
+}
+
+func execute(ctx context.Context, interrupted func() bool, args []string, stdout, stderr io.Writer) int {
 	root := NewRoot()
 	if len(args) > 0 && strings.HasPrefix(args[0], "-Y") {
 		// git runs gpg.ssh.program with ssh-keygen's arguments: "opkssh -Y sign ...".
@@ -67,16 +76,8 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
-	if err == nil {
-		return 0
-	}
-	var ee exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	fmt.Fprintf(stderr, "opkssh: %v\n", err)
-	return 1
+	err := root.ExecuteContext(ctx)
+	return exitCode(err, interrupted(), func(err error) { fmt.Fprintf(stderr, "opkssh: %v\n", err) })
 }
 
 // Main is the entry point used by cmd/opkssh.
@@ -86,5 +87,7 @@ func Main() int {
 	// status), so the opener writes to stderr. Set once here, for the whole process, rather than
 	// by a command in the middle of its run.
 	browser.Stdout, browser.Stderr = os.Stderr, os.Stderr
-	return Execute(os.Args[1:], os.Stdout, os.Stderr)
+	ctx, interrupted, stop := withInterrupt()
+	defer stop()
+	return execute(ctx, interrupted, os.Args[1:], os.Stdout, os.Stderr)
 }
