@@ -213,8 +213,11 @@ func (d *doctor) binary(path string) {
 		}
 		uid, _, ok := fileowner.Of(fi)
 		if !ok || uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			d.add(Fail, "binary", fmt.Sprintf("%s is owned by %s with mode %04o: sshd refuses the command unless it and every parent directory are root-owned and not writable by group or others", p, ownerText(uid, ok), fi.Mode().Perm()),
-				fmt.Sprintf("chown root:root %s && chmod go-w %s", p, p))
+			fix := fmt.Sprintf("chown root:root %s && chmod go-w %s", p, p)
+			if p != path {
+				fix = parentFix(p, path, fi)
+			}
+			d.add(Fail, "binary", fmt.Sprintf("%s is owned by %s with mode %04o: sshd refuses the command unless it and every parent directory are root-owned and not writable by group or others", p, ownerText(uid, ok), fi.Mode().Perm()), fix)
 			bad = true
 		}
 		if p == "/" || p == "." {
