@@ -19,6 +19,7 @@ import (
 
 	"github.com/opkssh-team/opkssh/internal/serverconfig"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
+	"github.com/opkssh-team/opkssh/internal/words"
 	"github.com/opkssh-team/opkssh/policy"
 	"github.com/opkssh-team/opkssh/verifier"
 )
@@ -88,12 +89,8 @@ func (s *policySource) loadOrReport(stderr io.Writer) (*policy.Policy, error) {
 	return nil, exitError{code: 1}
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
-}
+// plural returns "1 rule" or "N rules".
+func plural(n int, one, many string) string { return words.Count(n, one, many) }
 
 func newPolicyListCmd() *cobra.Command {
 	var (
@@ -444,7 +441,7 @@ valid policy), 1 on an error (nothing written).`,
 			} else if err := policy.WriteNewFile(out, res.YAML); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			summary := fmt.Sprintf("imported %s and %s (%s)", plural(res.Providers, "provider", "providers"),
+			summary := fmt.Sprintf("Imported %s and %s (%s)", plural(res.Providers, "provider", "providers"),
 				plural(res.Rules, "rule", "rules"), plural(res.Identities, "identity", "identities"))
 			if out != "" {
 				summary += " into " + out
