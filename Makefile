@@ -17,8 +17,9 @@ build:
 	$(GO) build -o bin/testop ./examples/testop
 	$(GO) build -o bin/browser/xdg-open ./internal/testop/fakebrowser
 
-# Local demo OP → login → inspect → verify, and an ssh login through a throwaway loopback sshd
-# when run as root with openssh-server installed. Touches nothing outside a temporary directory.
+# Local demo OP → login → inspect → verify in a temporary directory (never ~/.ssh). As root with
+# openssh-server installed it also logs in over ssh through a throwaway sshd on 127.0.0.1, for which
+# it creates the account opkssh-demo and a directory under /var/lib; it removes all of it at the end.
 demo:
 	$(GO) run ./examples/demo
 
@@ -34,7 +35,9 @@ cross:
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/opkssh
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# go mod tidy -diff changes nothing: it prints what tidy would change and fails if anything would.
 vet:
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }

@@ -46,13 +46,13 @@ On the server (root):
       in sshd_config: sshd asks opkssh for every login`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       buildVersion(),
 	}
 	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd(), newCacheCmd())
 	root.AddCommand(newServerCmd(), newDoctorCmd())
 	root.AddCommand(newProviderCmd(), newStatusCmd())
 	root.AddCommand(newPolicyCmd(), newRemoveCmd())
-	root.AddCommand(newLogoutCmd(), newSSHConfigCmd())
+	root.AddCommand(newLogoutCmd(), newSSHConfigCmd(), newVersionCmd())
 	root.AddCommand(newSignCmd(), newVerifySignatureCmd(), newGitCmd())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
