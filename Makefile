@@ -18,8 +18,9 @@ build:
 	$(GO) build -o bin/browser/xdg-open ./internal/testop/fakebrowser
 
 # Local demo OP → login → inspect → verify in a temporary directory (never ~/.ssh). As root with
-# openssh-server installed it also logs in over ssh through a throwaway sshd on 127.0.0.1, for which
-# it creates the account opkssh-demo and a directory under /var/lib; it removes all of it at the end.
+# openssh-server installed it also logs in over ssh through a throwaway sshd on 127.0.0.1, with a
+# temporary account: that part runs in internal/sandbox's copy-on-write view of /etc, /var, /home
+# and /run, so nothing reaches the machine (which is checked unchanged afterwards).
 demo:
 	$(GO) run ./examples/demo
 
