@@ -126,6 +126,9 @@ func describeToken(raw []byte) (*TokenInfo, error) {
 	if err := json.Unmarshal(payload, &all); err != nil {
 		return nil, fmt.Errorf("%w: PK token claims: %v", ErrMalformed, err)
 	}
+	if all == nil { // a payload of null
+		all = map[string]json.RawMessage{}
+	}
 	info := &TokenInfo{Issuer: c.Iss, Subject: c.Sub, Email: c.Email, EmailVerified: c.EmailVerified, Size: len(raw), Claims: all}
 	// aud and groups may each be one string or a list of strings.
 	info.Audience, info.Groups = stringOrList(c.Aud), stringOrList(c.Groups)
