@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// A policy that does not load reports the errors of its provider blocks too, in the same pass.
+// A policy that does not load reports the errors of its provider blocks and of its unusable rules
+// too, in the same pass.
 func TestErrorsIncludeBrokenProviders(t *testing.T) {
 	src := `version: 1
 providers:
@@ -21,10 +22,14 @@ rules:
   - principals: [root]
     provider: good
     identities: [{emial: a@b.c}]
+  - principals: [deploy]
+    provider: good
+    identities: [{email: a@b.c}]
+    options: ['comand="x"']
 `
 	_, err := Parse("t.yaml", []byte(src))
 	msg := fmt.Sprint(err)
-	for _, want := range []string{`t.yaml:13: rules[0].identities[0]: unknown key "emial"`, `t.yaml:6: providers.bad.expiration: "1d" is neither`} {
+	for _, want := range []string{`t.yaml:13: rules[0].identities[0]: unknown key "emial"`, `t.yaml:6: providers.bad.expiration: "1d" is neither`, `t.yaml:14: rule is unusable: `, `unknown option "comand"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in:\n%s", want, msg)
 		}
