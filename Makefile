@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/opkssh-team/opkssh/commands.Version=$(VERSION)
 
-.PHONY: all build demo test vet cross fuzz bench clean
+.PHONY: all build demo test vet cross fuzz bench clean dist package package-test
 
 all: build
 
@@ -17,8 +17,10 @@ build:
 	$(GO) build -o bin/testop ./examples/testop
 	$(GO) build -o bin/browser/xdg-open ./internal/testop/fakebrowser
 
-# Local demo OP → login → inspect → verify, and an ssh login through a throwaway loopback sshd
-# when run as root with openssh-server installed. Touches nothing outside a temporary directory.
+# Local demo OP → login → inspect → verify in a temporary directory (never ~/.ssh). As root with
+# openssh-server installed it also logs in over ssh through a throwaway sshd on 127.0.0.1, with a
+# temporary account: that part runs in internal/sandbox's copy-on-write view of /etc, /var, /home
+# and /run, so nothing reaches the machine (which is checked unchanged afterwards).
 demo:
 	$(GO) run ./examples/demo
 
@@ -27,14 +29,17 @@ test: vet cross
 	$(GO) test -count=1 ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
-# Workstations run opkssh login on macOS, the BSDs and Windows too: keep them building.
+# Workstations run opkssh login on macOS, the BSDs and Windows too: keep them building. With
+# -trimpath, as "make dist" builds, so that dist reuses these compilations.
 cross:
-	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/opkssh
-	GOOS=freebsd GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/opkssh
-	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/opkssh
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -trimpath -o /dev/null ./cmd/opkssh
+	GOOS=freebsd GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -o /dev/null ./cmd/opkssh
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) build -trimpath -o /dev/null ./cmd/opkssh
 
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# go mod tidy -diff changes nothing: it prints what tidy would change and fails if anything would.
 vet:
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
@@ -85,7 +90,44 @@ fuzz:
 	$(FUZZ) '^FuzzCITokenResponse$$' ./provider
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)
+
+# Release files in $(DIST): static binaries (opkssh-OS-ARCH, .exe on Windows), man pages
+# (man/man1/*.1) and completion scripts (completions/) generated from the commands by
+# internal/cmd/gendocs (a program of its own: none of it is linked into opkssh), and SHA256SUMS
+# over all of them.
+DIST      ?= dist
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64 darwin/amd64 windows/amd64
+dist:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os != windows ] || ext=.exe; \
+		echo "build $(DIST)/opkssh-$$os-$$arch$$ext"; \
+		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/opkssh-$$os-$$arch$$ext ./cmd/opkssh; \
+	done
+	$(GO) run -ldflags '-X github.com/opkssh-team/opkssh/commands.Version=$(VERSION)' ./internal/cmd/gendocs -out $(DIST)
+	cd $(DIST) && find . -type f ! -name SHA256SUMS | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum > SHA256SUMS
+
+# .deb and .rpm for linux $(PKGARCHS) in $(DIST), built by nfpm (run with go run at a pinned
+# version, so nothing is installed) from packaging/nfpm.yaml: the binary in /usr/bin, the man
+# pages and the completions; no sshd_config change, no user, no scripts. CI builds only amd64
+# (make package PLATFORMS=linux/amd64 PKGARCHS=amd64): each cross build costs minutes there.
+NFPM       ?= github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+PKGARCHS   ?= amd64 arm64
+# v1.2.3 → 1.2.3; v1.2.3-4-gabc1234 (4 commits later) → 1.2.3+4.gabc1234; an untagged commit
+# abc1234 → 0.0.0~gitabc1234 (sorts before any release); -dirty → .dirty.
+PKGVERSION ?= $(shell echo '$(VERSION)' | sed -E -e 's/^v//' -e 's/-([0-9]+)-g/+\1.g/' -e 's/-dirty$$/.dirty/' -e '/^[0-9]+\./!s/^/0.0.0~git/' -e 's/-/~/g')
+package: dist
+	@set -e; for arch in $(PKGARCHS); do \
+		sed -e "s|@ARCH@|$$arch|g" -e 's|@PKGVERSION@|$(PKGVERSION)|g' -e 's|@DIST@|$(abspath $(DIST))|g' packaging/nfpm.yaml > $(DIST)/nfpm-$$arch.yaml; \
+		for fmt in deb rpm; do $(GO) run $(NFPM) package --config $(DIST)/nfpm-$$arch.yaml --packager $$fmt --target $(DIST)/; done; \
+		rm $(DIST)/nfpm-$$arch.yaml; \
+	done
+	$(MAKE) package-test
+
+# What CI checks of the packages: their file lists (dpkg-deb; rpm where installed).
+package-test:
+	bash packaging/test.sh $(DIST) $(PKGARCHS)
 
 # Whole-process verify latency (cold, warm, OP down), policy scaling, 50 parallel ssh logins, login
 # latency and peak RSS; writes docs/benchmarks.md. Run as root with openssh-server for the sshd part.

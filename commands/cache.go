@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,7 +17,10 @@ import (
 )
 
 func newCacheCmd() *cobra.Command {
-	var dir string
+	var (
+		dir    string
+		asJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "cache [list|clear]",
 		Short: "Show or clear verify's cache of the OPs' keys",
@@ -24,8 +28,13 @@ func newCacheCmd() *cobra.Command {
 "opkssh verify" keeps so that logins need no network request and survive an OP outage.
 
   opkssh cache          list: issuer, when fetched, fresh until, key IDs
-  opkssh cache clear    remove every entry (the next login fetches again)`,
-		Args:      cobra.MaximumNArgs(1),
+  opkssh cache clear    remove every entry (the next login fetches again)
+
+--json lists the entries as a JSON array for scripts.`,
+		Example: `  opkssh cache
+  opkssh cache --json | jq -r '.[] | select(.stale) | .issuer'
+  sudo opkssh cache clear`,
+		Args:      cobra.MatchAll(cobra.MaximumNArgs(1), cobra.OnlyValidArgs),
 		ValidArgs: []string{"list", "clear"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			action := "list"
@@ -34,24 +43,33 @@ func newCacheCmd() *cobra.Command {
 			}
 			switch action {
 			case "list":
-				return listCache(cmd, dir)
-			case "clear":
+				return listCache(cmd, dir, asJSON)
+			default: // clear
 				n, err := verifier.ClearCacheDir(dir)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "removed %d cache entries from %s\n", n, dir)
+				fmt.Fprintf(cmd.OutOrStdout(), "Removed %s from %s.\n", plural(n, "cache entry", "cache entries"), dir)
 				return nil
-			default:
-				return fmt.Errorf("unknown action %q: use list or clear", action)
 			}
 		},
 	}
 	cmd.Flags().StringVar(&dir, "cache-dir", verifier.DefaultCacheDir, "cache directory (as given to verify)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "list the entries as JSON for scripts")
 	return cmd
 }
 
-func listCache(cmd *cobra.Command, dir string) error {
+// cacheListing is one entry of "opkssh cache --json".
+type cacheListing struct {
+	Issuer     string     `json:"issuer"`
+	FetchedAt  *time.Time `json:"fetched_at"` // null: never fetched successfully
+	FreshUntil *time.Time `json:"fresh_until"`
+	Stale      bool       `json:"stale"`
+	KeyIDs     []string   `json:"key_ids"`
+	LastError  string     `json:"last_error,omitempty"`
+}
+
+func listCache(cmd *cobra.Command, dir string, asJSON bool) error {
 	entries, err := verifier.ReadCacheDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("no cache directory %s: verify has cached nothing there (is it the --cache-dir that sshd_config passes?)", dir)
@@ -60,11 +78,28 @@ func listCache(cmd *cobra.Command, dir string) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Issuer < entries[j].Issuer })
+	if asJSON {
+		list := make([]cacheListing, 0, len(entries))
+		for _, e := range entries {
+			l := cacheListing{Issuer: e.Issuer, KeyIDs: keyIDs(e.JWKS), LastError: e.LastError}
+			if !e.FetchedAt.IsZero() {
+				l.FetchedAt, l.FreshUntil = &e.FetchedAt, &e.FreshUntil
+				l.Stale = time.Now().After(e.FreshUntil)
+			}
+			if l.KeyIDs == nil {
+				l.KeyIDs = []string{}
+			}
+			list = append(list, l)
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
 	if len(entries) == 0 {
 		fmt.Fprintf(out, "no cached keys in %s\n", dir)
 		return nil
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Issuer < entries[j].Issuer })
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ISSUER\tFETCHED\tFRESH UNTIL\tKEY IDS\tLAST ERROR")
 	const layout = "2006-01-02 15:04:05"

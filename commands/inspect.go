@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,7 +21,9 @@ func newInspectCmd() *cobra.Command {
 		Use:   "inspect [CERT_FILE]",
 		Short: "Show what a certificate and its PK token say (verifies nothing)",
 		Long: `Show the certificate and the PK token inside it: identity, issuer, audience, issue and expiry
-times, key fingerprint and validity.
+times, key fingerprint and validity, and every other claim of the ID token (amr, auth_time and
+the OP's custom claims), which claim rules of the server policy can use. --json prints the same,
+with the whole payload under pk_token.claims and "verified": false.
 
 inspect VERIFIES NOTHING: it shows what the certificate claims. Only "opkssh verify" on a server,
 with the OP's keys and its policy, decides whether the claims are true.
@@ -137,9 +140,48 @@ func printDescription(w io.Writer, path string, d sshcert.Description, now time.
 	} else if t.Expires != nil {
 		fmt.Fprintf(w, "  ID token exp: %s (servers may allow longer, e.g. 24h from issue)\n", t.Expires.Local().Format(layout))
 	}
+	printOtherClaims(w, t)
 	if t.Email == "" {
 		printNoEmail(w, t.Subject)
 	}
+}
+
+// printOtherClaims shows the rest of the ID token payload (amr, auth_time, custom claims), which
+// claim rules of the policy can use. Numbers that look like times are shown as times too.
+func printOtherClaims(w io.Writer, t *sshcert.TokenInfo) {
+	names := t.OtherClaims()
+	if len(names) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  Other claims (unverified, as the OP sent them):")
+	width := 0
+	for _, n := range names {
+		width = max(width, len(n))
+	}
+	for _, n := range names {
+		v := compactJSON(t.Claims[n])
+		if n == "auth_time" || n == "nbf" || n == "updated_at" {
+			var sec float64
+			if json.Unmarshal(t.Claims[n], &sec) == nil && sec > 0 && sec < 1e11 {
+				v += " (" + time.Unix(int64(sec), 0).Local().Format("2006-01-02 15:04:05 MST") + ")"
+			}
+		}
+		fmt.Fprintf(w, "    %-*s %s\n", width+1, n+":", v)
+	}
+}
+
+// compactJSON prints a claim's value on one line, limited to 200 characters.
+func compactJSON(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		b.Reset()
+		b.Write(raw)
+	}
+	s := b.String()
+	if len(s) > 200 {
+		s = s[:197] + "..."
+	}
+	return s
 }
 
 // printNoEmail explains a login without email: servers only see what the ID token says, and

@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/opkssh-team/opkssh/internal/serverconfig"
 	"github.com/opkssh-team/opkssh/internal/sshcert"
+	"github.com/opkssh-team/opkssh/internal/words"
 	"github.com/opkssh-team/opkssh/policy"
 	"github.com/opkssh-team/opkssh/verifier"
 )
@@ -54,19 +53,6 @@ read exactly as "opkssh verify" reads it: the same loader, the same ownership ch
 
 "opkssh policy test" shows which claim value matched which glob, and the line sshd gets with the
 options; "opkssh policy check" reports a rule whose options sshd would not accept.`,
-		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return cmd.Help()
-			}
-			// Without this a mistyped subcommand would print the help and exit 0.
-			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
-			cmd.SuggestionsMinimumDistance = 2
-			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-				msg += "; did you mean " + strings.Join(s, " or ") + "?"
-			}
-			return errors.New(msg + " (see opkssh policy --help)")
-		},
 	}
 	cmd.AddCommand(newPolicyCheckCmd(), newPolicyListCmd(), newPolicyTestCmd(), newPolicyImportCmd())
 	return cmd
@@ -103,80 +89,8 @@ func (s *policySource) loadOrReport(stderr io.Writer) (*policy.Policy, error) {
 	return nil, exitError{code: 1}
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
-}
-
-func newPolicyCheckCmd() *cobra.Command {
-	var src policySource
-	cmd := &cobra.Command{
-		Use:   "check",
-		Short: "Check that the policy loads, as verify would load it",
-		Long: `Load the policy the way "opkssh verify" does and report the result.
-
-If it loads, check prints one line and exits 0:
-
-  ok: 2 providers, 5 rules, 1 deny entry from /etc/opkssh/policies.yaml, /etc/opkssh/policies.d/ci.yaml
-
-Otherwise it prints every error on stderr, each with its file and line, and exits 1: verify denies
-every login until they are fixed. A provider whose own block has an error does not stop the
-others, but its users cannot log in: check reports it as a warning and exits 1 too. So does a
-jwks_file or ca_file that verify would refuse: one that is missing, does not parse, or that a user
-other than root (or the --policy-owner uid) could write, in itself or in any directory above it.
-
-Files must be owned by root (or the --policy-owner uid) and not writable by group or others, as
-for verify. Run check after every hand edit, before logging out of the server.`,
-		Example: `  opkssh policy check
-  opkssh policy check --policy ./policies.yaml --policy-owner "$(id -u)"`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			stderr := cmd.ErrOrStderr()
-			pol, err := src.loadOrReport(stderr)
-			if err != nil {
-				return err
-			}
-			files := verifier.Fetcher{TrustedUIDs: []int{src.owner}}
-			for _, name := range slices.Sorted(maps.Keys(pol.Providers)) {
-				if err := files.CheckFiles(pol.Providers[name]); err != nil {
-					pol.Broken[name] = err // as verify treats it: this provider's users are denied
-					delete(pol.Providers, name)
-				}
-			}
-			if len(pol.Broken) > 0 {
-				names := slices.Sorted(maps.Keys(pol.Broken))
-				for _, name := range names {
-					fmt.Fprintf(stderr, "warning: provider %q is unusable, so its users cannot log in:\n", name)
-					for _, line := range strings.Split(pol.Broken[name].Error(), "\n") {
-						fmt.Fprintf(stderr, "  %s\n", line)
-					}
-				}
-				fmt.Fprintf(stderr, "%s of %d unusable; fix and run opkssh policy check again\n",
-					plural(len(names), "provider", "providers"), len(names)+len(pol.Providers))
-				return exitError{code: 1}
-			}
-			if broken := pol.BrokenRules(); len(broken) > 0 {
-				for _, b := range broken {
-					fmt.Fprintf(stderr, "warning: %s\n", b)
-				}
-				fmt.Fprintf(stderr, "%s of %d unusable (the others work); fix and run opkssh policy check again\n",
-					plural(len(broken), "rule", "rules"), len(pol.Rules))
-				return exitError{code: 1}
-			}
-			for _, w := range pol.Warnings() {
-				fmt.Fprintf(stderr, "warning: %s\n", w)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s, %s, %s from %s\n",
-				plural(len(pol.Providers), "provider", "providers"), plural(len(pol.Rules), "rule", "rules"),
-				plural(len(pol.Deny), "deny entry", "deny entries"), strings.Join(pol.Files, ", "))
-			return nil
-		},
-	}
-	src.addFlags(cmd.Flags())
-	return cmd
-}
+// plural returns "1 rule" or "N rules".
+func plural(n int, one, many string) string { return words.Count(n, one, many) }
 
 func newPolicyListCmd() *cobra.Command {
 	var (
@@ -527,7 +441,7 @@ valid policy), 1 on an error (nothing written).`,
 			} else if err := policy.WriteNewFile(out, res.YAML); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			summary := fmt.Sprintf("imported %s and %s (%s)", plural(res.Providers, "provider", "providers"),
+			summary := fmt.Sprintf("Imported %s and %s (%s)", plural(res.Providers, "provider", "providers"),
 				plural(res.Rules, "rule", "rules"), plural(res.Identities, "identity", "identities"))
 			if out != "" {
 				summary += " into " + out

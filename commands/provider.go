@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -17,21 +18,24 @@ import (
 func newProviderCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "provider",
-		Short: "List and add the OpenID Providers you log in with",
+		Short: "List, add and remove the OpenID Providers you log in with",
 		Long: `Manage the providers of the client configuration file, $XDG_CONFIG_HOME/opkssh/config.yaml
 (by default ~/.config/opkssh/config.yaml), so that "opkssh login NAME" or plain "opkssh login"
 replaces a line of flags.
 
 Presets need only the client ID you registered at the OP:
 ` + presetHelp() + `
-The file is plain YAML and may be edited by hand; "provider add" keeps your comments.`,
+The file is plain YAML and may be edited by hand; "provider add", "remove" and "default" keep
+your comments.`,
 		Example: `  opkssh provider add google --preset google --client-id 1234.apps.googleusercontent.com --client-secret S
   opkssh provider add work --preset microsoft --tenant contoso.onmicrosoft.com --client-id 7a1b0c2d-…
   opkssh provider add corp --issuer https://sso.example.com/realms/main --client-id opkssh --default
-  opkssh provider list`,
+  opkssh provider list
+  opkssh provider default work
+  opkssh provider remove corp`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newProviderListCmd(), newProviderAddCmd())
+	cmd.AddCommand(newProviderListCmd(), newProviderAddCmd(), newProviderRemoveCmd(), newProviderDefaultCmd())
 	return cmd
 }
 
@@ -44,43 +48,88 @@ func presetHelp() string {
 }
 
 func newProviderListCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the configured providers; * marks the default",
-		Args:  cobra.NoArgs,
+		Long: `List the providers of the configuration file; * marks the default. --json prints the same for
+scripts (whether a client secret is set, never the secret).`,
+		Example: `  opkssh provider list
+  opkssh provider list --json | jq -r '.providers[].name'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			file, err := loadClientConfig(os.Getenv)
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if len(file.Providers) == 0 {
-				fmt.Fprintf(out, "No providers in %s; add one with \"opkssh provider add NAME --preset P --client-id ID\".\n", file.Path)
-				return nil
+			l := listProviders(file)
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(l)
 			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "  NAME\tISSUER\tCLIENT ID\tSECRET")
-			for _, name := range file.Names() {
-				mark := " "
-				if name == file.Default {
-					mark = "*"
-				}
-				issuer, secret := "", "no"
-				if cfg, err := file.Provider(name); err != nil {
-					issuer = "error: " + err.Error()
-				} else {
-					issuer = cfg.Issuer
-					if cfg.ClientSecret != "" {
-						secret = "yes"
-					}
-				}
-				fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\n", mark, name, issuer, file.Providers[name].ClientID, secret)
-			}
-			tw.Flush()
-			fmt.Fprintf(out, "(from %s)\n", file.Path)
+			printProviders(cmd.OutOrStdout(), l)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	return cmd
+}
+
+// providerListing is what "opkssh provider list" shows.
+type providerListing struct {
+	Path      string          `json:"path"`
+	Default   string          `json:"default,omitempty"`
+	Providers []providerEntry `json:"providers"`
+}
+
+type providerEntry struct {
+	Name      string `json:"name"`
+	Default   bool   `json:"default"`
+	Preset    string `json:"preset,omitempty"`
+	Issuer    string `json:"issuer,omitempty"`
+	ClientID  string `json:"client_id"`
+	HasSecret bool   `json:"client_secret_set"`
+	Error     string `json:"error,omitempty"` // the entry does not resolve to a usable configuration
+}
+
+func listProviders(file *provider.ConfigFile) providerListing {
+	l := providerListing{Path: file.Path, Default: file.Default, Providers: []providerEntry{}}
+	for _, name := range file.Names() {
+		e := file.Providers[name]
+		p := providerEntry{Name: name, Default: name == file.Default, Preset: e.Preset, ClientID: e.ClientID}
+		if cfg, err := file.Provider(name); err != nil {
+			p.Error = err.Error()
+		} else {
+			p.Issuer, p.HasSecret = cfg.Issuer, cfg.ClientSecret != ""
+		}
+		l.Providers = append(l.Providers, p)
+	}
+	return l
+}
+
+func printProviders(out io.Writer, l providerListing) {
+	if len(l.Providers) == 0 {
+		fmt.Fprintf(out, "No providers in %s; add one with \"opkssh provider add NAME --preset P --client-id ID\".\n", l.Path)
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tISSUER\tCLIENT ID\tSECRET")
+	for _, p := range l.Providers {
+		mark, issuer, secret := " ", p.Issuer, "no"
+		if p.Default {
+			mark = "*"
+		}
+		if p.Error != "" {
+			issuer = "error: " + p.Error
+		}
+		if p.HasSecret {
+			secret = "yes"
+		}
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\n", mark, p.Name, issuer, p.ClientID, secret)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "(from %s)\n", l.Path)
 }
 
 func newProviderAddCmd() *cobra.Command {

@@ -7,7 +7,7 @@
 package commands
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -46,19 +46,28 @@ On the server (root):
       in sshd_config: sshd asks opkssh for every login`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       buildVersion(),
 	}
 	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd(), newCacheCmd())
 	root.AddCommand(newServerCmd(), newDoctorCmd())
 	root.AddCommand(newProviderCmd(), newStatusCmd())
 	root.AddCommand(newPolicyCmd(), newRemoveCmd())
-	root.AddCommand(newLogoutCmd(), newSSHConfigCmd())
+	root.AddCommand(newLogoutCmd(), newSSHConfigCmd(), newVersionCmd())
 	root.AddCommand(newSignCmd(), newVerifySignatureCmd(), newGitCmd())
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	strictUsage(root)
+	registerCompletions(root)
 	return root
 }
 
-// Execute runs the command line and returns the process exit code.
+// Execute runs the command line and returns the process exit code: 0, 1 when the command failed,
+// 2 for a usage error (unknown command or flag, wrong arguments), 130 when interrupted.
 func Execute(args []string, stdout, stderr io.Writer) int {
+	return execute(context.Background(), func() bool { return false }, args, stdout, stderr)
+}
+
+func execute(ctx context.Context, interrupted func() bool, args []string, stdout, stderr io.Writer) int {
 	root := NewRoot()
 	if len(args) > 0 && strings.HasPrefix(args[0], "-Y") {
 		// git runs gpg.ssh.program with ssh-keygen's arguments: "opkssh -Y sign ...".
@@ -67,16 +76,12 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
-	if err == nil {
-		return 0
+	ran, err := root.ExecuteContextC(ctx)
+	code := exitCode(err, interrupted(), func(err error) { fmt.Fprintf(stderr, "opkssh: %v\n", err) })
+	if code == exitUsage && ran != nil && ran.Name() == "verify" {
+		code = 1 // verify answers sshd, whose contract is: a line and 0, or nothing and 1
 	}
-	var ee exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	fmt.Fprintf(stderr, "opkssh: %v\n", err)
-	return 1
+	return code
 }
 
 // Main is the entry point used by cmd/opkssh.
@@ -86,5 +91,7 @@ func Main() int {
 	// status), so the opener writes to stderr. Set once here, for the whole process, rather than
 	// by a command in the middle of its run.
 	browser.Stdout, browser.Stderr = os.Stderr, os.Stderr
-	return Execute(os.Args[1:], os.Stdout, os.Stderr)
+	ctx, interrupted, stop := withInterrupt()
+	defer stop()
+	return execute(ctx, interrupted, os.Args[1:], os.Stdout, os.Stderr)
 }

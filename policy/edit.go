@@ -88,9 +88,9 @@ func Add(path, principal string, id Identity, providerName string) (AddResult, e
 
 	var msg string
 	if target >= 0 {
-		msg = fmt.Sprintf("added %s to rule at %s", id, newPol.Rules[target].Pos)
+		msg = fmt.Sprintf("Added %s to rule at %s", id, newPol.Rules[target].Pos)
 	} else {
-		msg = fmt.Sprintf("added %s as %s in a new rule at %s", id, principal, newPol.Rules[len(newPol.Rules)-1].Pos)
+		msg = fmt.Sprintf("Added %s as %s in a new rule at %s", id, principal, newPol.Rules[len(newPol.Rules)-1].Pos)
 	}
 	return AddResult{Changed: true, Message: msg + notes(pol, id, providerName)}, nil
 }

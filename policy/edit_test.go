@@ -39,11 +39,11 @@ func TestAddGolden(t *testing.T) {
 		golden, principal, identity, provider, message string
 	}{
 		// The deploy rule has a single principal and no require: append.
-		{"append.golden", "deploy", "bob@example.com", "corp", "added bob@example.com to rule at %P:28"},
+		{"append.golden", "deploy", "bob@example.com", "corp", "Added bob@example.com to rule at %P:28"},
 		// The root rule has require: a new rule, so bob needs no MFA.
-		{"newrule.golden", "root", "bob@example.com", "corp", "added bob@example.com as root in a new rule at %P:35"},
-		{"claim.golden", "deploy", "claim:repository=org/app", "ci", "added claim:repository=org/app as deploy in a new rule at %P:35"},
-		{"sub.golden", "deploy", "sub:0123", "corp", "added sub:0123 to rule at %P:28"},
+		{"newrule.golden", "root", "bob@example.com", "corp", "Added bob@example.com as root in a new rule at %P:35"},
+		{"claim.golden", "deploy", "claim:repository=org/app", "ci", "Added claim:repository=org/app as deploy in a new rule at %P:35"},
+		{"sub.golden", "deploy", "sub:0123", "corp", "Added sub:0123 to rule at %P:28"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -209,7 +209,7 @@ rules:
 	if string(got) != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
-	if res.Message != "added domain:example.com as root in a new rule at "+path+":10" {
+	if res.Message != "Added domain:example.com as root in a new rule at "+path+":10" {
 		t.Errorf("message = %q", res.Message)
 	}
 }

@@ -49,6 +49,21 @@ func (l *errList) add(pos Position, field, format string, args ...any) {
 	l.errs = append(l.errs, &Error{Pos: pos, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
+// addErr adds an error found elsewhere, each error of a joined one separately.
+func (l *errList) addErr(err error) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			l.addErr(e)
+		}
+		return
+	}
+	if len(l.errs) >= maxErrors {
+		l.dropped++
+		return
+	}
+	l.errs = append(l.errs, err)
+}
+
 func (l *errList) err() error {
 	if len(l.errs) == 0 {
 		return nil
@@ -116,6 +131,18 @@ func assemble(frags []*fragment, errs *errList) (*Policy, error) {
 		}
 	}
 	checkCIRules(pol, frags, errs)
+	if len(errs.errs) > 0 {
+		// The policy does not load; report the broken provider blocks and rules too, so that one pass
+		// of "opkssh policy check" shows every error.
+		for _, name := range slices.Sorted(maps.Keys(pol.Broken)) {
+			errs.addErr(pol.Broken[name])
+		}
+		for _, r := range pol.Rules {
+			if r.Broken != "" {
+				errs.addErr(fmt.Errorf("%s: rule is unusable: %s", r.Pos, r.Broken))
+			}
+		}
+	}
 	if err := errs.err(); err != nil {
 		return nil, err
 	}

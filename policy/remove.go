@@ -116,11 +116,11 @@ func Remove(path, principal string, id Identity, providerName string) (RemoveRes
 	gone := 0 // rules deleted before the current one: the new index is i - gone
 	for _, i := range hits {
 		if deleted[i] {
-			lines = append(lines, fmt.Sprintf("removed %s as %s: deleted the rule that was at %s, it had no other identities", id, principal, pol.Rules[i].Pos))
+			lines = append(lines, fmt.Sprintf("Removed %s as %s: deleted the rule that was at %s, it had no other identities", id, principal, pol.Rules[i].Pos))
 			gone++
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("removed %s from rule at %s", id, newPol.Rules[i-gone].Pos))
+		lines = append(lines, fmt.Sprintf("Removed %s from rule at %s", id, newPol.Rules[i-gone].Pos))
 	}
 	if why, ok := stillAllowed(newPol, principal, id, providerName); ok {
 		lines = append(lines, fmt.Sprintf("note: %s can still log in as %s: %s", id, principal, why))

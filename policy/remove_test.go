@@ -17,13 +17,13 @@ func TestRemove(t *testing.T) {
 	}{
 		{
 			name: "from a rule with others", principal: "deploy", identity: "group:ops", provider: "corp",
-			message: "removed group:ops from rule at %P:28",
+			message: "Removed group:ops from rule at %P:28",
 			gone:    []string{"group: ops", "# ops team"},
 			kept:    []string{"- sub: \"248289761001\"", "# deploy account", "# end of deploy identities"},
 		},
 		{
 			name: "last identity deletes the rule", principal: "root", identity: "ALICE@example.com", provider: "corp",
-			message: "removed ALICE@example.com as root: deleted the rule that was at %P:20, it had no other identities",
+			message: "Removed ALICE@example.com as root: deleted the rule that was at %P:20, it had no other identities",
 			gone:    []string{"principals: [root]", "# admins, with MFA", "# the on-call engineer", "amr: [mfa]"},
 			kept:    []string{"# who may log in", "principals: [deploy]", "# left the company"},
 		},
@@ -104,8 +104,8 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "removed sub:x from rule at " + path + ":10\n" +
-		"removed sub:x as root: deleted the rule that was at " + path + ":13, it had no other identities"
+	want := "Removed sub:x from rule at " + path + ":10\n" +
+		"Removed sub:x as root: deleted the rule that was at " + path + ":13, it had no other identities"
 	if res.Message != want {
 		t.Errorf("message = %q, want %q", res.Message, want)
 	}

@@ -8,6 +8,7 @@ const (
 	ReasonBadRequest        = "bad_request"             // missing or invalid arguments from sshd
 	ReasonNotACertificate   = "not_a_certificate"       // a plain key: ssh tries it after a refused certificate
 	ReasonCertMalformed     = "cert_malformed"          // not a parsable, self-signed, valid user certificate
+	ReasonCertExpired       = "cert_expired"            // a well-formed certificate past its validity: log in again
 	ReasonNoPKToken         = "no_pk_token"             // certificate without the openpubkey-pkt extension
 	ReasonPKTokenMalformed  = "pk_token_malformed"      // the extension is not a PK token
 	ReasonPolicyError       = "policy_error"            // policies.yaml missing, unreadable or invalid

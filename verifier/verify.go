@@ -113,6 +113,9 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	}
 	now := opts.Now()
 	cert, err := sshcert.Parse(req.KeyType, req.CertB64, now)
+	if errors.Is(err, sshcert.ErrExpired) {
+		return fail(ReasonCertExpired, err)
+	}
 	if err != nil {
 		return fail(ReasonCertMalformed, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/opkssh-team/opkssh/internal/argv"
 	"github.com/opkssh-team/opkssh/internal/fileowner"
 	"github.com/opkssh-team/opkssh/internal/serverconfig"
+	"github.com/opkssh-team/opkssh/internal/words"
 	"github.com/opkssh-team/opkssh/policy"
 	"github.com/opkssh-team/opkssh/verifier"
 )
@@ -213,8 +214,11 @@ func (d *doctor) binary(path string) {
 		}
 		uid, _, ok := fileowner.Of(fi)
 		if !ok || uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			d.add(Fail, "binary", fmt.Sprintf("%s is owned by %s with mode %04o: sshd refuses the command unless it and every parent directory are root-owned and not writable by group or others", p, ownerText(uid, ok), fi.Mode().Perm()),
-				fmt.Sprintf("chown root:root %s && chmod go-w %s", p, p))
+			fix := fmt.Sprintf("chown root:root %s && chmod go-w %s", p, p)
+			if p != path {
+				fix = parentFix(p, path, fi)
+			}
+			d.add(Fail, "binary", fmt.Sprintf("%s is owned by %s with mode %04o: sshd refuses the command unless it and every parent directory are root-owned and not writable by group or others", p, ownerText(uid, ok), fi.Mode().Perm()), fix)
 			bad = true
 		}
 		if p == "/" || p == "." {
@@ -232,7 +236,7 @@ func (d *doctor) policy() *policy.Policy {
 		d.add(Fail, "policy", "every login is denied: "+err.Error(), "fix the file; \"opkssh policy check\" shows every problem")
 		return nil
 	}
-	d.add(OK, "policy", fmt.Sprintf("%s loads: %d providers, %d rules, %d deny entries", strings.Join(pol.Files, ", "), len(pol.Providers), len(pol.Rules), len(pol.Deny)), "")
+	d.add(OK, "policy", fmt.Sprintf("%s loads: %s, %s, %s", strings.Join(pol.Files, ", "), words.Count(len(pol.Providers), "provider", "providers"), words.Count(len(pol.Rules), "rule", "rules"), words.Count(len(pol.Deny), "deny entry", "deny entries")), "")
 	for _, name := range slices.Sorted(maps.Keys(pol.Broken)) {
 		err := pol.Broken[name]
 		d.add(Fail, "policy", fmt.Sprintf("provider %s is disabled, its users are denied: %v", name, err), "fix its entry under providers:")
@@ -292,7 +296,7 @@ func (d *doctor) fetch(ctx context.Context, check string, p *policy.Provider, ca
 	if err == nil {
 		d.add(OK, check, fmt.Sprintf("%s reachable, JWKS at %s", p.Issuer, fetched.JWKSURI), "")
 		if skipped := verifier.SkippedKeys(fetched.JWKS); len(skipped) > 0 {
-			d.add(OK, check, fmt.Sprintf("%s: verify leaves out %d key(s) it cannot use for signatures: %s", p.Issuer, len(skipped), strings.Join(skipped, "; ")), "")
+			d.add(OK, check, fmt.Sprintf("%s: verify leaves out %s it cannot use for signatures: %s", p.Issuer, words.Count(len(skipped), "key", "keys"), strings.Join(skipped, "; ")), "")
 		}
 		d.clock(check, fetched)
 		return

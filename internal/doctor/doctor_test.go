@@ -452,18 +452,18 @@ func TestPolicy(t *testing.T) {
 		wants   []want
 		wantNil bool
 	}{
-		{name: "good", data: onePolicy + oneRule, wants: []want{{OK, "policy", "loads: 1 providers, 1 rules, 0 deny entries", ""}}},
+		{name: "good", data: onePolicy + oneRule, wants: []want{{OK, "policy", "loads: 1 provider, 1 rule, 0 deny entries", ""}}},
 		{name: "does not parse", data: "version: 1\nproviders: [\n", wantNil: true,
 			wants: []want{{Fail, "policy", "every login is denied: ", "opkssh policy check"}}},
 		{name: "wrong version", data: "version: 2\n", wantNil: true, wants: []want{{Fail, "policy", "every login is denied", ""}}},
 		{name: "missing", wantNil: true, wants: []want{{Fail, "policy", "does not exist", ""}}},
 		{name: "group writable", data: onePolicy + oneRule, mode: 0o664, wantNil: true,
 			wants: []want{{Fail, "policy", "writable by group or others", ""}}},
-		{name: "no rules", data: onePolicy, wants: []want{{OK, "policy", "1 providers, 0 rules", ""}, {Warn, "policy", "no rules", "opkssh add"}}},
+		{name: "no rules", data: onePolicy, wants: []want{{OK, "policy", "1 provider, 0 rules", ""}, {Warn, "policy", "no rules", "opkssh add"}}},
 		{name: "broken provider", data: onePolicy + "  bad:\n    issuer: http://127.0.0.1:2\n    client_ids: []\n" + oneRule,
-			wants: []want{{OK, "policy", "1 providers, 1 rules", ""}, {Fail, "policy", "provider bad is disabled, its users are denied: ", "providers:"}}},
+			wants: []want{{OK, "policy", "1 provider, 1 rule", ""}, {Fail, "policy", "provider bad is disabled, its users are denied: ", "providers:"}}},
 		{name: "drop-in rule", data: onePolicy, dropIn: "version: 1\n" + oneRule,
-			wants: []want{{OK, "policy", "policies.d/extra.yaml loads: 1 providers, 1 rules", ""}}},
+			wants: []want{{OK, "policy", "policies.d/extra.yaml loads: 1 provider, 1 rule", ""}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -962,7 +962,7 @@ func TestRun(t *testing.T) {
 			{Warn, "sshd", "verify runs as root", ""},
 			// The binary is under /tmp, which is writable by everyone.
 			{Fail, "binary", "", ""},
-			{OK, "policy", policyPath + " loads: 1 providers, 1 rules", ""},
+			{OK, "policy", policyPath + " loads: 1 provider, 1 rule", ""},
 			{OK, "provider corp", "reachable", ""},
 			{OK, "cache", cacheDir + " is the verify user's", ""},
 			{OK, "log", "decisions are logged to " + filepath.Join(filepath.Dir(cacheDir), "log", "verify.log"), ""},

@@ -27,6 +27,7 @@ package e2e
 //	nonce claim that is a number                               claims_malformed
 //	honest PK token replayed in a certificate for another key  key_mismatch
 //	certificate signed by a key other than its own             cert_malformed
+//	honest certificate whose validity ended an hour ago        cert_expired
 //	certificate blob declared as another key type              cert_malformed
 //	plain public key instead of a certificate                  not_a_certificate
 //	%k of 128 KiB - 1 (the longest argument exec can pass)     cert_malformed
@@ -224,6 +225,7 @@ func TestAdversarial(t *testing.T) {
 		// The certificate.
 		{name: "honest PK token replayed for another key", detail: "is not the key the ID token commits to", principal: "alice", cert: m.wrap(foreignEC, m.honestPKT), reason: "key_mismatch"},
 		{name: "certificate signed by another key", detail: "signed by a key other than its own", principal: "alice", cert: m.crossSigned(foreignEC), reason: "cert_malformed"},
+		{name: "certificate validity ended an hour ago", detail: "certificate expired at ", principal: "alice", cert: m.expiredCert(), reason: "cert_expired"},
 		{name: "blob declared as another key type", detail: `declared type "ssh-ed25519-cert-v01@openssh.com" but the blob is "ecdsa-sha2-nistp256-cert-v01@openssh.com"`, principal: "alice", cert: cred{honest.b64, ssh.CertAlgoED25519v01}, reason: "cert_malformed"},
 		{name: "plain key instead of a certificate", detail: "is a plain key", principal: "alice", cert: m.plainKey(), reason: "not_a_certificate"},
 		{name: "%k of 128 KiB - 1", detail: "131071 bytes of base64 exceed the 65536 byte limit", principal: "alice", cert: cred{strings.Repeat("A", 128<<10-1), honest.typ}, reason: "cert_malformed"},
@@ -624,6 +626,16 @@ func (m *minter) mintWith(claims map[string]any, sign idSigner, cicSigner crypto
 func (m *minter) wrap(key crypto.Signer, compact []byte) cred {
 	m.t.Helper()
 	c, err := logintest.Wrap(key, compact, time.Time{}, time.Time{})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return cred{c.CertB64, c.Type}
+}
+
+// expiredCert is the honest login in a certificate whose validity ended an hour ago.
+func (m *minter) expiredCert() cred {
+	m.t.Helper()
+	c, err := logintest.Wrap(m.honestKey, m.honestPKT, time.Now().Add(-3*time.Hour), time.Now().Add(-time.Hour))
 	if err != nil {
 		m.t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ type Description struct {
 	Extensions      []string          `json:"extensions"`
 	Token           *TokenInfo        `json:"pk_token,omitempty"`
 	TokenError      string            `json:"pk_token_error,omitempty"`
+	// Verified is always false: Describe checks no signature, so every field is a claim. It is
+	// in the JSON so that a script cannot mistake the output for a verdict.
+	Verified bool `json:"verified"`
 }
 
 // TokenInfo holds the ID token claims of the PK token.
@@ -39,6 +43,24 @@ type TokenInfo struct {
 	Expires       *time.Time `json:"expires_at,omitempty"`
 	Algorithm     string     `json:"op_algorithm,omitempty"`
 	Size          int        `json:"size_bytes"`
+	// Claims is the whole ID token payload as the OP sent it (amr, auth_time, custom claims…),
+	// for writing policy rules on claims the fields above leave out.
+	Claims map[string]json.RawMessage `json:"claims"`
+}
+
+// ShownClaims are the claims TokenInfo has a field for; OtherClaims lists the rest.
+var ShownClaims = []string{"iss", "sub", "email", "email_verified", "aud", "groups", "iat", "exp"}
+
+// OtherClaims returns the names of the claims without a field of their own, sorted.
+func (t *TokenInfo) OtherClaims() []string {
+	var out []string
+	for name := range t.Claims {
+		if !slices.Contains(ShownClaims, name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Describe reads cert without verifying anything.
@@ -100,7 +122,14 @@ func describeToken(raw []byte) (*TokenInfo, error) {
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, fmt.Errorf("%w: PK token claims: %v", ErrMalformed, err)
 	}
-	info := &TokenInfo{Issuer: c.Iss, Subject: c.Sub, Email: c.Email, EmailVerified: c.EmailVerified, Size: len(raw)}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &all); err != nil {
+		return nil, fmt.Errorf("%w: PK token claims: %v", ErrMalformed, err)
+	}
+	if all == nil { // a payload of null
+		all = map[string]json.RawMessage{}
+	}
+	info := &TokenInfo{Issuer: c.Iss, Subject: c.Sub, Email: c.Email, EmailVerified: c.EmailVerified, Size: len(raw), Claims: all}
 	// aud and groups may each be one string or a list of strings.
 	info.Audience, info.Groups = stringOrList(c.Aud), stringOrList(c.Groups)
 	info.IssuedAt, info.Expires = unixPtr(c.Iat), unixPtr(c.Exp)

@@ -17,6 +17,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -52,6 +53,10 @@ const (
 
 // ErrMalformed is wrapped by every Parse error caused by the certificate's bytes.
 var ErrMalformed = errors.New("malformed certificate")
+
+// ErrExpired is wrapped by the Parse error for a certificate that is well-formed and correctly
+// signed but whose validity ended: an old login, not an attack, so the decision log says so.
+var ErrExpired = errors.New("certificate expired")
 
 // Params describe a certificate to create.
 type Params struct {
@@ -191,7 +196,14 @@ func Parse(keyType, b64 string, now time.Time) (*ssh.Certificate, error) {
 	}
 	// The restrictions a key holder may add are sshd's to enforce; any other critical option is
 	// one sshd would refuse, and so do we.
-	checker := ssh.CertChecker{Clock: func() time.Time { return now }, SupportedCriticalOptions: supportedCriticalOptions}
+	// An expired certificate is checked in full as of a moment of its validity, so that only a
+	// well-formed, correctly signed one is reported as expired rather than malformed.
+	expired := expiredAt(cert, now)
+	at := now
+	if expired {
+		at = time.Unix(int64(cert.ValidAfter), 0)
+	}
+	checker := ssh.CertChecker{Clock: func() time.Time { return at }, SupportedCriticalOptions: supportedCriticalOptions}
 	// CheckCert verifies the signature and the validity window; the principal test is done by
 	// the caller against policy, so hand it one the certificate lists.
 	principal := ""
@@ -201,7 +213,20 @@ func Parse(keyType, b64 string, now time.Time) (*ssh.Certificate, error) {
 	if err := checker.CheckCert(principal, cert); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	if expired {
+		return nil, fmt.Errorf("%w at %s (now %s); log in again", ErrExpired,
+			time.Unix(int64(cert.ValidBefore), 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
 	return cert, nil
+}
+
+// expiredAt says whether cert has a sane validity window (a start before its end, both within
+// int64 seconds) that ended at or before now. Any other window is left to CheckCert.
+func expiredAt(cert *ssh.Certificate, now time.Time) bool {
+	if cert.ValidBefore == ssh.CertTimeInfinity || cert.ValidBefore > math.MaxInt64 || cert.ValidAfter >= cert.ValidBefore {
+		return false
+	}
+	return now.Unix() >= int64(cert.ValidBefore)
 }
 
 // PKToken returns the compact PK token carried by the certificate.
