@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -160,7 +159,7 @@ func runGroup(ctx context.Context, words []string, stdout, stderr *boundedBuffer
 	}
 	cmd := exec.Command(words[0], words[1:]...)
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	startErr := cmd.Start()
 	outW.Close()
 	errW.Close()
@@ -195,11 +194,11 @@ func runGroup(ctx context.Context, words []string, stdout, stderr *boundedBuffer
 	select {
 	case err = <-exited:
 	case <-ctx.Done():
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		killGroup(cmd)
 		<-exited
 		return ctx.Err()
 	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of the group, if any
+	killGroup(cmd) // leftovers of the group, if any
 	return err
 }
 
