@@ -62,6 +62,17 @@ func (t KeyType) FileName() string {
 	return "id_ecdsa"
 }
 
+// TypeOf is the type of a key NewKey made (or of its public half).
+func TypeOf(key any) KeyType {
+	if s, ok := key.(crypto.Signer); ok {
+		key = s.Public()
+	}
+	if _, ok := key.(ed25519.PublicKey); ok {
+		return Ed25519
+	}
+	return ECDSA
+}
+
 // NewKey makes a fresh key pair of type t and returns it with its JOSE algorithm.
 func NewKey(t KeyType) (crypto.Signer, string, error) {
 	if t == Ed25519 {
