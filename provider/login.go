@@ -37,9 +37,9 @@ type LoginOptions struct {
 	// NoBrowser, if not nil, is called as soon as OpenBrowser fails, with its error. It returns
 	// nil to keep waiting for the user to open the printed URL by hand, or the error that ends
 	// the login at once (when nobody could: no terminal shows the URL or reads a pasted address).
-	NoBrowser func(error) error
-	Status      io.Writer    // progress for the person waiting; io.Discard if nil
-	HTTPClient  *http.Client // for discovery and the token request; one with DefaultHTTPTimeout if nil
+	NoBrowser  func(error) error
+	Status     io.Writer    // progress for the person waiting; io.Discard if nil
+	HTTPClient *http.Client // for discovery and the token request; one with DefaultHTTPTimeout if nil
 	// Paste, if set, is read line by line for the address the browser login ended on, for a
 	// browser on another machine that cannot reach our loopback listener (see paste.go). The
 	// device login does not use it.
