@@ -54,6 +54,11 @@ Files written (never a private key opkssh did not create):
   ed25519           ~/.ssh/id_ed25519   and ~/.ssh/id_ed25519-cert.pub
   --key-file PATH   PATH                and PATH-cert.pub
 
+login notes every key it writes in ~/.ssh/opkssh-logins.json, so that status, --if-needed,
+inspect, ssh-config and logout find a --key-file login without the flag. Everything local (the
+configuration, the key's directory and path, the agent for --agent) is checked before the browser
+opens.
+
 Which OP: PROVIDER names an entry of the configuration file ($XDG_CONFIG_HOME/opkssh/config.yaml,
 by default ~/.config/opkssh/config.yaml; see "opkssh provider"); without it, OPKSSH_PROVIDER or
 the file's default is used, unless --issuer or OPKSSH_ISSUER names an OP directly. The variables
@@ -75,6 +80,11 @@ PK token and the certificate re-issued. If the OP refuses the token (revoked, ex
 ended) the file is removed and the browser login follows. --no-refresh-token (or
 no_refresh_token: true in the configuration file) neither asks for, stores nor uses one.
 
+--if-needed looks at the current login as "opkssh status" does: the certificates of the default
+and noted keys and opkssh's identities in the ssh-agent (--key-file or --key-type narrow it). It
+renews or replaces that login where it is (same file and key type, or the agent only), and makes a
+new one in the default file only when there is none.
+
 --if-needed takes turns with other "login --if-needed" of the same key (ssh may start several at
 once through "opkssh ssh-config"): it locks PATH.lock, then looks at the certificate again, so only
 the first refreshes or logs in and the others find the certificate valid.
@@ -84,7 +94,12 @@ stderr is a terminal wide enough; --no-qr hides it); or "ssh -L 3000:localhost:3
 --no-browser, opening the printed localhost URL on your own machine; or --no-browser alone, opening
 the second printed URL (the OP's) in any browser and pasting here the address of the page that does
 not load at the end (http://localhost:3000/login-callback?…). Pasted lines are read from stdin when
-it is a terminal, or always with --paste; an address of another login is refused.
+it is a terminal, or always with --paste; an address of another login is refused. When no browser
+can be opened, login says so at once; where nobody could open the URL by hand (stdin is not a
+terminal and no --paste, as in ssh's Match exec), it fails at once instead of waiting.
+
+With no provider configured at all, login offers the presets: on a terminal it asks which one to
+add (as "opkssh provider add" would, as the default), otherwise it lists the commands to run.
 
 Restricted certificates, e.g. for automation: --force-command CMD makes sshd run CMD whatever
 command the client asks for (the original request is in $SSH_ORIGINAL_COMMAND), and the
@@ -123,7 +138,7 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.BoolVar(&f.device, "device", false, "device-code login: enter a code shown here on any device's browser (for machines without one)")
 	fl.BoolVar(&f.noQR, "no-qr", false, "with --device: show no QR code of the verification URL (shown when stderr is a terminal wide enough)")
 	fl.StringSliceVar(&f.redirectURIs, "redirect-uri", provider.DefaultRedirectURIs(), "loopback redirect URIs to try in order")
-	fl.BoolVar(&f.ifNeeded, "if-needed", false, "do nothing if the certificate remains valid for longer than --min-remaining (see \"opkssh status\")")
+	fl.BoolVar(&f.ifNeeded, "if-needed", false, "do nothing if the current login (as \"opkssh status\" finds it) remains valid for longer than --min-remaining")
 	fl.DurationVar(&f.minRemaining, "min-remaining", 5*time.Minute, "with --if-needed: how long the certificate must remain valid")
 	fl.BoolVar(&f.quiet, "quiet", false, "print nothing unless a login is needed (for ssh's Match exec)")
 	fl.BoolVar(&f.agent, "agent", false, "also add the key and certificate to the ssh-agent at $SSH_AUTH_SOCK, replacing earlier opkssh identities (default: the configuration file's agent setting)")
@@ -259,9 +274,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		}
 	}
 	interactive := f.paste || isTerminal(cmd.InOrStdin())
-	if !f.device && !f.noBrowser {
-		warnNoDisplay(cmd.ErrOrStderr(), os.Getenv)
-	}
+	hinted := !f.device && !f.noBrowser && warnNoDisplay(cmd.ErrOrStderr(), os.Getenv)
 	signer, alg, err := session.NewKey(keyType)
 	if err != nil {
 		return err
@@ -282,7 +295,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	} else {
 		if !f.noBrowser {
 			opts.OpenBrowser = browser.OpenURL // its output goes to stderr: see Main
-			opts.NoBrowser = onNoBrowser(cmd.ErrOrStderr(), interactive)
+			opts.NoBrowser = onNoBrowser(cmd.ErrOrStderr(), interactive, hinted)
 		}
 		if f.paste || f.noBrowser && isTerminal(cmd.InOrStdin()) {
 			opts.Paste = cmd.InOrStdin()
