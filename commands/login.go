@@ -263,7 +263,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		cfg = lc.cfg
 	}
 	if cfg.ClientID == "" && cfg.Issuer == "" && lc.name == "" && len(lc.file.Providers) > 0 {
-		return fmt.Errorf("%s names no default provider: name one, \"opkssh login NAME\" (%s), or make one the default", lc.file.Path, strings.Join(lc.file.Names(), ", "))
+		return fmt.Errorf("%s names no default provider: name one, \"opkssh login NAME\" (%s), or make one the default with \"opkssh provider default NAME\"", lc.file.Path, strings.Join(lc.file.Names(), ", "))
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
