@@ -36,6 +36,13 @@ configuration, appears only then):
   Match all
   # END opkssh
 
+Which key: --key-file and --key-type are login's, and the block's login keeps that key up to date.
+Without --key-file the block takes the file of your current login (as "opkssh status" finds it),
+or the default file of the key type; a default key that opkssh did not create (your own
+~/.ssh/id_ecdsa) is refused here, rather than at every ssh. For a file ssh does not read by
+itself, the block adds a "Match host" for the same hosts, without exec, with IdentityFile and
+CertificateFile lines naming the key and its certificate (they add to yours; they replace nothing).
+
 How ssh runs it: while reading its configuration, before connecting, with "$SHELL -c" and stdin
 from /dev/null. The command's output never reaches ssh's stdout, and its messages go to ssh's
 stderr, so login prompts are seen. If the login fails, the Match simply does not apply and ssh
