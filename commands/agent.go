@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/opkssh-team/opkssh/internal/certstatus"
 	"github.com/opkssh-team/opkssh/internal/session"
 	"github.com/opkssh-team/opkssh/internal/sshagent"
 )
@@ -61,18 +60,32 @@ func loadIntoAgent(out io.Writer, sock, keyPath string) error {
 	return nil
 }
 
-// agentStatus is the status of the best opkssh certificate in the agent.
-func agentStatus(sock string, now time.Time, minRemaining time.Duration) (certstatus.Status, error) {
+// agentIdentities lists the identities of the agent at sock for session.FindCurrent, with the
+// agent's name for messages. When the agent is required (--agent-only) an agent that cannot be
+// reached is an error; otherwise it holds no login, and nil says that no agent was looked at.
+func agentIdentities(sock string, required bool) ([]sshagent.Identity, string, error) {
+	if sock == "" && !required {
+		return nil, "", nil
+	}
 	conn, err := dialAgent(sock)
 	if err != nil {
-		return certstatus.Status{}, err
+		if required {
+			return nil, "", err
+		}
+		return nil, "", nil
 	}
 	defer conn.Close()
 	ids, err := sshagent.List(conn)
 	if err != nil {
-		return certstatus.Status{}, err
+		if required {
+			return nil, "", err
+		}
+		return nil, "", nil
 	}
-	return session.AgentStatus(ids, "ssh-agent "+sock, now, minRemaining), nil
+	if ids == nil {
+		ids = []sshagent.Identity{}
+	}
+	return ids, "the ssh-agent at " + sock, nil
 }
 
 func printRemovedFromAgent(out io.Writer, removed []sshagent.Identity) {

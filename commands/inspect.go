@@ -61,11 +61,15 @@ Without CERT_FILE it reads ~/.ssh/id_ecdsa-cert.pub, or else ~/.ssh/id_ed25519-c
 	return cmd
 }
 
-// defaultCertPath is the certificate of the first default key that has one.
+// defaultCertPath is the certificate of the current login (as "opkssh status" finds it), else
+// the first default key's certificate file, whatever it holds.
 func defaultCertPath() (string, error) {
 	keys, err := session.UserKeys()
 	if err != nil {
 		return "", withHint(err, "name the certificate file")
+	}
+	if cur, err := session.FindCurrent(session.Query{Now: time.Now()}); err == nil && cur.Key != "" {
+		return sshcert.CertPath(cur.Key), nil
 	}
 	p, err := keys.FirstCert()
 	if err != nil {

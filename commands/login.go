@@ -54,6 +54,11 @@ Files written (never a private key opkssh did not create):
   ed25519           ~/.ssh/id_ed25519   and ~/.ssh/id_ed25519-cert.pub
   --key-file PATH   PATH                and PATH-cert.pub
 
+login notes every key it writes in ~/.ssh/opkssh-logins.json, so that status, --if-needed,
+inspect, ssh-config and logout find a --key-file login without the flag. Everything local (the
+configuration, the key's directory and path, the agent for --agent) is checked before the browser
+opens.
+
 Which OP: PROVIDER names an entry of the configuration file ($XDG_CONFIG_HOME/opkssh/config.yaml,
 by default ~/.config/opkssh/config.yaml; see "opkssh provider"); without it, OPKSSH_PROVIDER or
 the file's default is used, unless --issuer or OPKSSH_ISSUER names an OP directly. The variables
@@ -75,6 +80,11 @@ PK token and the certificate re-issued. If the OP refuses the token (revoked, ex
 ended) the file is removed and the browser login follows. --no-refresh-token (or
 no_refresh_token: true in the configuration file) neither asks for, stores nor uses one.
 
+--if-needed looks at the current login as "opkssh status" does: the certificates of the default
+and noted keys and opkssh's identities in the ssh-agent (--key-file or --key-type narrow it). It
+renews or replaces that login where it is (same file and key type, or the agent only), and makes a
+new one in the default file only when there is none.
+
 --if-needed takes turns with other "login --if-needed" of the same key (ssh may start several at
 once through "opkssh ssh-config"): it locks PATH.lock, then looks at the certificate again, so only
 the first refreshes or logs in and the others find the certificate valid.
@@ -84,7 +94,12 @@ stderr is a terminal wide enough; --no-qr hides it); or "ssh -L 3000:localhost:3
 --no-browser, opening the printed localhost URL on your own machine; or --no-browser alone, opening
 the second printed URL (the OP's) in any browser and pasting here the address of the page that does
 not load at the end (http://localhost:3000/login-callback?…). Pasted lines are read from stdin when
-it is a terminal, or always with --paste; an address of another login is refused.
+it is a terminal, or always with --paste; an address of another login is refused. When no browser
+can be opened, login says so at once; where nobody could open the URL by hand (stdin is not a
+terminal and no --paste, as in ssh's Match exec), it fails at once instead of waiting.
+
+With no provider configured at all, login offers the presets: on a terminal it asks which one to
+add (as "opkssh provider add" would, as the default), otherwise it lists the commands to run.
 
 Restricted certificates, e.g. for automation: --force-command CMD makes sshd run CMD whatever
 command the client asks for (the original request is in $SSH_ORIGINAL_COMMAND), and the
@@ -123,7 +138,7 @@ first free port is used). Issuers must be https, except http on loopback for tes
 	fl.BoolVar(&f.device, "device", false, "device-code login: enter a code shown here on any device's browser (for machines without one)")
 	fl.BoolVar(&f.noQR, "no-qr", false, "with --device: show no QR code of the verification URL (shown when stderr is a terminal wide enough)")
 	fl.StringSliceVar(&f.redirectURIs, "redirect-uri", provider.DefaultRedirectURIs(), "loopback redirect URIs to try in order")
-	fl.BoolVar(&f.ifNeeded, "if-needed", false, "do nothing if the certificate remains valid for longer than --min-remaining (see \"opkssh status\")")
+	fl.BoolVar(&f.ifNeeded, "if-needed", false, "do nothing if the current login (as \"opkssh status\" finds it) remains valid for longer than --min-remaining")
 	fl.DurationVar(&f.minRemaining, "min-remaining", 5*time.Minute, "with --if-needed: how long the certificate must remain valid")
 	fl.BoolVar(&f.quiet, "quiet", false, "print nothing unless a login is needed (for ssh's Match exec)")
 	fl.BoolVar(&f.agent, "agent", false, "also add the key and certificate to the ssh-agent at $SSH_AUTH_SOCK, replacing earlier opkssh identities (default: the configuration file's agent setting)")
@@ -141,11 +156,12 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if f.ci || cmd.Flags().Changed("id-token-env") {
 		return runCILogin(cmd, f)
 	}
-	cfg, agentDefault, err := loginConfig(cmd, f, args, os.Getenv)
+	lc, err := loginConfig(cmd, f, args, os.Getenv)
 	if err != nil {
 		return err
 	}
-	agentFromFile := !cmd.Flags().Changed("agent") && agentDefault
+	cfg := lc.cfg
+	agentFromFile := !cmd.Flags().Changed("agent") && lc.agent
 	if agentFromFile {
 		f.agent = true
 	}
@@ -184,6 +200,9 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if f.lifetime <= 0 {
 		return fmt.Errorf("--lifetime %s must be positive", f.lifetime)
 	}
+	if f.timeout <= 0 {
+		return fmt.Errorf("--timeout %s must be positive", f.timeout)
+	}
 	fl := cmd.Flags()
 	restrict, err := session.ParseRestrictions(f.forceCommand, f.sourceAddress, fl.Changed("force-command"), fl.Changed("source-address"))
 	if err != nil {
@@ -193,10 +212,24 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		cfg.NoRefreshToken = true // a refreshed ID token would carry the OP's signature
 	}
 	if f.ifNeeded {
-		if done, err := stillLoggedIn(out, f, cfg.Issuer, keyPath, sock); done || err != nil {
+		// The current login decides, as for "opkssh status": the certificate files opkssh wrote
+		// (or the one --key-file names) and the agent. Its renewal goes where it is.
+		q := session.Query{KeyFile: f.keyFile, AgentOnly: f.agentOnly, Issuer: cfg.Issuer, MinRemaining: f.minRemaining}
+		if fl.Changed("key-type") {
+			q.KeyType = keyType
+		}
+		cur, done, err := stillLoggedIn(out, f, q, sock)
+		if done || err != nil {
 			return err
 		}
+		keyPath, keyType = cur.Target, cur.TargetType
+		if keyPath == "" {
+			f.agentOnly, f.agent = true, true // the current login lives only in the agent
+		}
 		if keyPath != "" {
+			if err := session.CheckKeyPath(keyPath); err != nil {
+				return err
+			}
 			// ssh starts one opkssh per connection: let one log in (or refresh), the others wait
 			// and then find the certificate valid.
 			unlock, err := session.Lock(keyPath, func() {
@@ -206,7 +239,8 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 				return err
 			}
 			defer unlock()
-			if done, err := stillLoggedIn(out, f, cfg.Issuer, keyPath, sock); done || err != nil {
+			q.KeyFile = keyPath
+			if _, done, err := stillLoggedIn(out, f, q, sock); done || err != nil {
 				return err
 			}
 		}
@@ -216,18 +250,34 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 			}
 		}
 	}
+	// Everything local is checked before the browser: the user's time at the OP is not spent
+	// on a login that could not be configured, stored or shown.
+	if cfg.ClientID == "" && cfg.Issuer == "" && lc.name == "" && len(lc.file.Providers) == 0 {
+		name, err := firstRun(cmd, lc.file)
+		if err != nil {
+			return err
+		}
+		if lc, err = loginConfig(cmd, f, []string{name}, os.Getenv); err != nil {
+			return err
+		}
+		cfg = lc.cfg
+	}
+	if cfg.ClientID == "" && cfg.Issuer == "" && lc.name == "" && len(lc.file.Providers) > 0 {
+		return fmt.Errorf("%s names no default provider: name one, \"opkssh login NAME\" (%s), or make one the default with \"opkssh provider default NAME\"", lc.file.Path, strings.Join(lc.file.Names(), ", "))
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	signer, alg, err := session.NewKey(keyType)
-	if err != nil {
-		return err
-	}
-	// Refuse before the user spends time in the browser.
 	if keyPath != "" {
 		if err := session.CheckKeyPath(keyPath); err != nil {
 			return err
 		}
+	}
+	interactive := f.paste || isTerminal(cmd.InOrStdin())
+	hinted := !f.device && !f.noBrowser && warnNoDisplay(cmd.ErrOrStderr(), os.Getenv)
+	signer, alg, err := session.NewKey(keyType)
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -245,6 +295,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	} else {
 		if !f.noBrowser {
 			opts.OpenBrowser = browser.OpenURL // its output goes to stderr: see Main
+			opts.NoBrowser = onNoBrowser(cmd.ErrOrStderr(), interactive, hinted)
 		}
 		if f.paste || f.noBrowser && isTerminal(cmd.InOrStdin()) {
 			opts.Paste = cmd.InOrStdin()
@@ -262,7 +313,7 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		return err
 	}
 	if keyPath != "" {
-		if err := login.Save(keyPath); err != nil {
+		if err := saveLogin(cmd, login, keyPath); err != nil {
 			return err
 		}
 	}
@@ -286,6 +337,17 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	return nil
 }
 
+// saveLogin writes the login's key files (session.Login.Save); a key that could not be noted in
+// the record of logins is only a warning: the login itself worked.
+func saveLogin(cmd *cobra.Command, login *session.Login, keyPath string) error {
+	err := login.Save(keyPath)
+	if errors.Is(err, session.ErrNotRecorded) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Warning: %v; commands without --key-file will not find this key.\n", err)
+		return nil
+	}
+	return err
+}
+
 func printValidUntil(out io.Writer, validBefore time.Time) {
 	fmt.Fprintf(out, "Certificate valid until %s (%s from now).\n", validBefore.Local().Format("2006-01-02 15:04 MST"), shortDuration(time.Until(validBefore)))
 }
@@ -293,39 +355,42 @@ func printValidUntil(out io.Writer, validBefore time.Time) {
 // withHint adds what the user can do to err.
 func withHint(err error, hint string) error { return fmt.Errorf("%w; %s", err, hint) }
 
-// stillLoggedIn is --if-needed: it reports whether the certificate (in the agent with
-// --agent-only, else in the file) remains valid for longer than --min-remaining and comes from
-// the OP asked for, if one was. With --agent, a valid certificate file missing from the agent
-// (say, after the agent restarted) is loaded into it without a new login.
-func stillLoggedIn(out io.Writer, f loginFlags, issuer, keyPath, sock string) (bool, error) {
-	var st certstatus.Status
-	var err error
-	if f.agentOnly {
-		st, err = agentStatus(sock, time.Now(), f.minRemaining)
-	} else {
-		st, err = session.Status([]string{keyPath}, time.Now(), f.minRemaining)
-	}
+// stillLoggedIn is --if-needed: it finds the current login that q describes (session.FindCurrent,
+// the same as "opkssh status") and reports whether it remains valid for longer than
+// --min-remaining. With --agent, a valid certificate file missing from the agent (say, after the
+// agent restarted) is loaded into it without a new login.
+func stillLoggedIn(out io.Writer, f loginFlags, q session.Query, sock string) (session.Current, bool, error) {
+	ids, name, err := agentIdentities(sock, f.agentOnly)
 	if err != nil {
-		return false, err
+		return session.Current{}, false, err
 	}
-	// A certificate from another OP than the one asked for does not count.
-	if st.State != certstatus.Valid || issuer != "" && issuer != st.Issuer {
-		return false, nil
+	q.Agent, q.AgentName, q.Now = ids, name, time.Now()
+	cur, err := session.FindCurrent(q)
+	if err != nil || cur.State != certstatus.Valid {
+		return cur, false, err
 	}
-	fmt.Fprintf(out, "Still logged in as %s (issuer %s) for %s; nothing to do.\n", st.Identity, st.Issuer, shortDuration(st.Remaining))
-	if f.agent && !f.agentOnly {
-		return true, loadIntoAgent(out, sock, keyPath)
+	fmt.Fprintf(out, "Still logged in as %s (issuer %s) for %s; nothing to do.\n", cur.Identity, cur.Issuer, shortDuration(cur.Remaining))
+	if f.agent && !cur.InAgent {
+		return cur, true, loadIntoAgent(out, sock, cur.Key)
 	}
-	return true, nil
+	return cur, true, nil
+}
+
+// loginChoice is the OP a login uses and where that choice came from.
+type loginChoice struct {
+	cfg   provider.Config
+	agent bool                 // the configuration file's default for --agent
+	name  string               // the provider name chosen, "" if none
+	file  *provider.ConfigFile // the user's configuration file
 }
 
 // loginConfig picks the OP to log in with: the provider named by the argument, OPKSSH_PROVIDER or
 // the configuration file's default (unless an issuer is given directly), then the OPKSSH_*
 // variables, then the flags the user set. It also returns the file's default for --agent.
-func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(string) string) (cfg provider.Config, agent bool, err error) {
+func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(string) string) (loginChoice, error) {
 	file, err := loadClientConfig(getenv)
 	if err != nil {
-		return provider.Config{}, false, err
+		return loginChoice{}, err
 	}
 	env := provider.EnvOverrides(getenv)
 	name := getenv(provider.EnvProvider)
@@ -336,9 +401,10 @@ func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(st
 	if name == "" && !directIssuer {
 		name = file.Default
 	}
+	var cfg provider.Config
 	if name != "" {
 		if cfg, err = file.Provider(name); err != nil {
-			return provider.Config{}, false, err
+			return loginChoice{}, err
 		}
 	}
 	flags := provider.Overrides{Issuer: strings.TrimSpace(f.issuer), ClientID: f.clientID, ClientSecret: f.clientSecret, NoRefreshToken: f.noRefreshToken}
@@ -351,7 +417,7 @@ func loginConfig(cmd *cobra.Command, f loginFlags, args []string, getenv func(st
 	if cmd.Flags().Changed("redirect-uri") {
 		flags.RedirectURIs = f.redirectURIs
 	}
-	return cfg.With(env).With(flags).WithDefaults(), file.AgentDefault(name), nil
+	return loginChoice{cfg: cfg.With(env).With(flags).WithDefaults(), agent: file.AgentDefault(name), name: name, file: file}, nil
 }
 
 // loadClientConfig reads the user's configuration file; a missing file is an empty configuration.

@@ -82,7 +82,7 @@ func runCILogin(cmd *cobra.Command, f loginFlags) error {
 		return err
 	}
 	if keyPath != "" {
-		if err := login.Save(keyPath); err != nil {
+		if err := saveLogin(cmd, login, keyPath); err != nil {
 			return err
 		}
 	}

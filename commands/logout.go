@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,8 +20,9 @@ func newLogoutCmd() *cobra.Command {
 		Long: `Remove the keys and certificates that "opkssh login" wrote, and opkssh's identities in the
 ssh-agent, so that this machine holds no opkssh credential any more.
 
-Files: ~/.ssh/id_ecdsa and ~/.ssh/id_ed25519 with their -cert.pub and .refresh files, or only
---key-file PATH, PATH-cert.pub and PATH.refresh. A key is removed only if the certificate beside it
+Files: ~/.ssh/id_ecdsa, ~/.ssh/id_ed25519 and every key login wrote elsewhere (with --key-file;
+noted in ~/.ssh/opkssh-logins.json), with their -cert.pub and .refresh files, or only --key-file
+PATH, PATH-cert.pub and PATH.refresh. A key is removed only if the certificate beside it
 carries an OpenPubkey PK token, or, with no certificate beside it, if the key's comment starts with
 "opkssh:" (opkssh writes that comment) and no PATH.pub sits beside it — the rule login applies
 before it overwrites a key. Any
@@ -43,6 +45,7 @@ The OP's session in your browser is not ended: that is the OP's business, on its
 			}
 			out := cmd.OutOrStdout()
 			removedFiles := false
+			var removedKeys []string
 			for _, k := range keys {
 				r, err := session.Remove(k)
 				if err != nil {
@@ -50,6 +53,14 @@ The OP's session in your browser is not ended: that is the OP's business, on its
 				}
 				printRemoval(out, r)
 				removedFiles = removedFiles || r.Removed()
+				if r.Removed() {
+					removedKeys = append(removedKeys, k)
+				}
+			}
+			if home, err := session.UserKeys(); err == nil && len(removedKeys) > 0 {
+				if err := home.Forget(removedKeys...); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "Warning: could not update %s: %v\n", home.RecordPath(), err)
+				}
 			}
 			removedIDs, agentErr := removeFromAgent(out, os.Getenv(sshagent.EnvSocket))
 			if !removedFiles && removedIDs == 0 && agentErr == nil {
@@ -62,7 +73,7 @@ The OP's session in your browser is not ended: that is the OP's business, on its
 			return agentErr
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "key-file", "", "remove only this private key and PATH-cert.pub (default: ~/.ssh/id_ecdsa and ~/.ssh/id_ed25519)")
+	cmd.Flags().StringVar(&keyFile, "key-file", "", "remove only this private key and PATH-cert.pub (default: every key login wrote)")
 	return cmd
 }
 
@@ -99,12 +110,13 @@ func removeFromAgent(out io.Writer, sock string) (int, error) {
 	return len(removed), err
 }
 
+// joinPaths lists paths as "a", "a and b" or "a, b and c".
 func joinPaths(paths []string) string {
 	switch len(paths) {
+	case 0:
+		return "nothing"
 	case 1:
 		return paths[0]
-	case 2:
-		return paths[0] + " and " + paths[1]
 	}
-	return fmt.Sprint(paths)
+	return strings.Join(paths[:len(paths)-1], ", ") + " and " + paths[len(paths)-1]
 }

@@ -25,7 +25,10 @@ package commands_test
 //	dave                 sub dave, no email (as from OPs that send email only at userinfo)
 //
 // "xdg-open" is a fake browser on PATH: it completes the login at the test OP
-// as $FAKEBROWSER_USER, the way a person would in a real browser.
+// as $FAKEBROWSER_USER, the way a person would in a real browser. Like the real
+// xdg-open, which returns once it has started a browser, it exits 0 whatever the
+// OP's pages say (it prints what went wrong on stderr). With FAKEBROWSER_FAIL set
+// it fails as xdg-open does on a machine without any browser (exit 3).
 //
 // Commands added for the scripts:
 //
@@ -117,12 +120,15 @@ func fakeBrowser() {
 		fmt.Fprintln(os.Stderr, "usage: xdg-open URL")
 		os.Exit(2)
 	}
+	if os.Getenv("FAKEBROWSER_FAIL") != "" {
+		fmt.Fprintf(os.Stderr, "xdg-open: no method available for opening '%s'\n", os.Args[1])
+		os.Exit(3)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err := testop.Browse(ctx, os.Args[1], os.Getenv("FAKEBROWSER_USER"), "password")
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake browser:", err)
-		os.Exit(1)
 	}
 	os.Exit(0)
 }

@@ -1,11 +1,13 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +19,7 @@ func newSSHConfigCmd() *cobra.Command {
 	var (
 		o                  sshconfig.Options
 		install, uninstall bool
+		keyFile, keyType   string
 	)
 	cmd := &cobra.Command{
 		Use:   "ssh-config",
@@ -33,6 +36,13 @@ configuration, appears only then):
   Match all
   # END opkssh
 
+Which key: --key-file and --key-type are login's, and the block's login keeps that key up to date.
+Without --key-file the block takes the file of your current login (as "opkssh status" finds it),
+or the default file of the key type; a default key that opkssh did not create (your own
+~/.ssh/id_ecdsa) is refused here, rather than at every ssh. For a file ssh does not read by
+itself, the block adds a "Match host" for the same hosts, without exec, with IdentityFile and
+CertificateFile lines naming the key and its certificate (they add to yours; they replace nothing).
+
 How ssh runs it: while reading its configuration, before connecting, with "$SHELL -c" and stdin
 from /dev/null. The command's output never reaches ssh's stdout, and its messages go to ssh's
 stderr, so login prompts are seen. If the login fails, the Match simply does not apply and ssh
@@ -48,6 +58,7 @@ missing). A symlinked config file is written through the link. --uninstall remov
 		Example: `  opkssh ssh-config                                  # print the block
   opkssh ssh-config --install                        # add it to ~/.ssh/config
   opkssh ssh-config --install --provider corp --host '*.corp.example.com'
+  opkssh ssh-config --install --key-file ~/.ssh/id_opkssh   # when ~/.ssh/id_ecdsa is your own key
   opkssh ssh-config --uninstall`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -58,6 +69,9 @@ missing). A symlinked config file is written through the link. --uninstall remov
 				return runSSHConfigUninstall(cmd)
 			}
 			if err := checkSSHConfigProvider(cmd, o.Provider); err != nil {
+				return err
+			}
+			if err := sshConfigKey(cmd, &o, keyFile, keyType); err != nil {
 				return err
 			}
 			if o.Opkssh == "" {
@@ -84,6 +98,8 @@ missing). A symlinked config file is written through the link. --uninstall remov
 	fl.StringVar(&o.Host, "host", "*", "refresh only before connecting to these hosts (an ssh_config pattern list, e.g. '*.corp.example.com,!bastion')")
 	fl.StringVar(&o.Provider, "provider", "", "provider of the configuration file to log in with (default: its default provider)")
 	fl.BoolVar(&o.Agent, "agent", false, "log in with --agent: keep the key and certificate in the ssh-agent too")
+	fl.StringVar(&keyFile, "key-file", "", "the private key the login keeps up to date, as for login; the block also makes ssh use it (default: where your current login is, else ~/.ssh/id_ecdsa)")
+	fl.StringVar(&keyType, "key-type", "", "key type of a new login, as for login: ecdsa or ed25519")
 	fl.StringVar(&o.Opkssh, "opkssh", "", "absolute path of the opkssh binary ssh runs (default: this one, as it was started)")
 	fl.BoolVar(&install, "install", false, "add the block to ~/.ssh/config, replacing an earlier opkssh block")
 	fl.BoolVar(&uninstall, "uninstall", false, "remove the opkssh block from ~/.ssh/config")
@@ -103,6 +119,50 @@ func checkSSHConfigProvider(cmd *cobra.Command, name string) error {
 	}
 	if file.Default == "" && os.Getenv("OPKSSH_PROVIDER") == "" && os.Getenv("OPKSSH_ISSUER") == "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "Note: %s names no default provider, so the login in this block needs --provider, or OPKSSH_PROVIDER or OPKSSH_ISSUER in ssh's environment.\n", file.Path)
+	}
+	return nil
+}
+
+// sshConfigKey settles which key the block's login keeps up to date, as login would with the same
+// --key-file and --key-type: the named file, else the current login's, else the default file of
+// the key type. A key file ssh does not look at by itself goes into the block (o.KeyFile), so that
+// ssh uses it; a key that is not opkssh's is refused now, rather than at every ssh.
+func sshConfigKey(cmd *cobra.Command, o *sshconfig.Options, keyFile, keyType string) error {
+	q := session.Query{Now: time.Now()}
+	if keyType != "" {
+		t, err := session.ParseKeyType(keyType)
+		if err != nil {
+			return err
+		}
+		q.KeyType, o.KeyType = t, string(t)
+	}
+	if keyFile != "" {
+		abs, err := filepath.Abs(keyFile)
+		if err != nil {
+			return err
+		}
+		q.KeyFile = abs
+	}
+	cur, err := session.FindCurrent(q)
+	if errors.Is(err, session.ErrNoHome) {
+		return nil // the block's login will say so
+	}
+	if err != nil {
+		return err
+	}
+	if cur.Target == "" {
+		return nil // the current login lives in the agent, where ssh finds it
+	}
+	if err := session.CheckNotForeign(cur.Target); err != nil {
+		return err
+	}
+	home, err := session.UserKeys()
+	if err == nil && cur.Target == home.KeyPath(cur.TargetType) {
+		return nil // ssh reads its default key files by itself
+	}
+	o.KeyFile = cur.Target
+	if keyFile == "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Note: the block keeps %s up to date, where your current login is (--key-file names another).\n", cur.Target)
 	}
 	return nil
 }

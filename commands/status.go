@@ -2,15 +2,17 @@ package commands
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/opkssh-team/opkssh/internal/certstatus"
 	"github.com/opkssh-team/opkssh/internal/session"
+	"github.com/opkssh-team/opkssh/internal/sshagent"
 )
 
 // Exit codes of "opkssh status", one per certstatus.State; 1 stays "the command itself failed".
@@ -33,8 +35,10 @@ func newStatusCmd() *cobra.Command {
 		Long: `Tell whether you hold an opkssh certificate that remains valid for longer than --min-remaining,
 for scripts and for "opkssh login --if-needed".
 
-Without --key-file it looks at ~/.ssh/id_ecdsa-cert.pub and ~/.ssh/id_ed25519-cert.pub and reports
-the one that lasts longest. Certificates from other OpenPubkey clients have no end of validity;
+Without --key-file it looks at every certificate of the current login, as "login --if-needed" does:
+~/.ssh/id_ecdsa-cert.pub, ~/.ssh/id_ed25519-cert.pub, those of the keys login wrote elsewhere
+(--key-file; noted in ~/.ssh/opkssh-logins.json), and opkssh's identities in the ssh-agent at
+$SSH_AUTH_SOCK (where an --agent-only login lives), and reports the one that lasts longest. Certificates from other OpenPubkey clients have no end of validity;
 their PK token's issue time plus 24h is taken instead. Nothing is verified: only a server decides.
 
 Exit status:
@@ -51,20 +55,23 @@ Exit status:
 			if minRemaining < 0 {
 				return fmt.Errorf("--min-remaining %s must not be negative", minRemaining)
 			}
-			keys, err := session.KeyPaths(keyFile)
-			if err != nil {
+			q := session.Query{KeyFile: keyFile, Now: time.Now(), MinRemaining: minRemaining}
+			if keyFile == "" {
+				q.Agent, q.AgentName, _ = agentIdentities(os.Getenv(sshagent.EnvSocket), false)
+			}
+			cur, err := session.FindCurrent(q)
+			if errors.Is(err, session.ErrNoHome) {
 				return withHint(err, "pass --key-file")
 			}
-			paths := session.CertPaths(keys)
-			st, err := session.Status(keys, time.Now(), minRemaining)
 			if err != nil {
 				return err
 			}
+			st := cur.Status
 			out := cmd.OutOrStdout()
 			if asJSON {
 				err = writeStatusJSON(out, st)
 			} else {
-				printStatus(out, st, paths)
+				printStatus(out, cur)
 			}
 			if err != nil {
 				return err
@@ -76,17 +83,18 @@ Exit status:
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&keyFile, "key-file", "", "private key whose PATH-cert.pub to check (default: ~/.ssh/id_ecdsa, ~/.ssh/id_ed25519)")
+	fl.StringVar(&keyFile, "key-file", "", "check only this private key's PATH-cert.pub (default: every key login wrote, and the ssh-agent)")
 	fl.DurationVar(&minRemaining, "min-remaining", 5*time.Minute, "how long the certificate must remain valid to count as valid")
 	fl.BoolVar(&asJSON, "json", false, "print JSON for scripts")
 	return cmd
 }
 
-func printStatus(w io.Writer, st certstatus.Status, looked []string) {
+func printStatus(w io.Writer, cur session.Current) {
 	const layout = "2006-01-02 15:04 MST"
+	st := cur.Status
 	switch st.State {
 	case certstatus.Missing:
-		fmt.Fprintf(w, "No opkssh certificate (looked at %s). Run \"opkssh login\".\n", strings.Join(looked, " and "))
+		fmt.Fprintf(w, "No opkssh certificate (looked at %s). Run \"opkssh login\".\n", joinPaths(cur.Looked))
 		return
 	case certstatus.Valid:
 		fmt.Fprintf(w, "Valid: %s (issuer %s) until %s, %s from now.\n", st.Identity, st.Issuer, st.ValidBefore.Local().Format(layout), shortDuration(st.Remaining))
@@ -101,6 +109,10 @@ func printStatus(w io.Writer, st certstatus.Status, looked []string) {
 	}
 	if st.CIJob {
 		fmt.Fprintln(w, "CI job login (GQ256): valid as long as the job's ID token; run \"opkssh login --ci\" again in the job for a new one.")
+	}
+	if cur.InAgent {
+		fmt.Fprintf(w, "Certificate: in %s (no file)\n", st.Path)
+		return
 	}
 	fmt.Fprintf(w, "Certificate: %s\n", st.Path)
 }

@@ -34,8 +34,12 @@ type LoginOptions struct {
 	// OpenBrowser is asked to open the login URL. nil, or an error from it, means the user must
 	// open the printed URL themselves; the login keeps waiting either way.
 	OpenBrowser func(url string) error
-	Status      io.Writer    // progress for the person waiting; io.Discard if nil
-	HTTPClient  *http.Client // for discovery and the token request; one with DefaultHTTPTimeout if nil
+	// NoBrowser, if not nil, is called as soon as OpenBrowser fails, with its error. It returns
+	// nil to keep waiting for the user to open the printed URL by hand, or the error that ends
+	// the login at once (when nobody could: no terminal shows the URL or reads a pasted address).
+	NoBrowser  func(error) error
+	Status     io.Writer    // progress for the person waiting; io.Discard if nil
+	HTTPClient *http.Client // for discovery and the token request; one with DefaultHTTPTimeout if nil
 	// Paste, if set, is read line by line for the address the browser login ended on, for a
 	// browser on another machine that cannot reach our loopback listener (see paste.go). The
 	// device login does not use it.
@@ -123,6 +127,19 @@ func Login(ctx context.Context, cfg Config, opts LoginOptions) (*LoginResult, er
 		fmt.Fprintf(status, "Opening your browser to log in at %s\n", cfg.Issuer)
 		if err := opts.OpenBrowser(loginURL); err != nil {
 			fmt.Fprintf(status, "Could not open a browser (%v).\n", err)
+			if opts.NoBrowser != nil {
+				if stop := opts.NoBrowser(err); stop != nil {
+					select {
+					case res := <-flow.done: // the opener finished the login and then failed
+						if res.err != nil {
+							return nil, res.err
+						}
+						return assemble(cic, opts, res)
+					default:
+						return nil, stop
+					}
+				}
+			}
 		}
 		fmt.Fprintf(status, "If no browser window appeared, open this URL yourself:\n  %s\n", loginURL)
 	} else {

@@ -11,6 +11,7 @@ package certstatus
 import (
 	"errors"
 	"io/fs"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -86,11 +87,12 @@ func Of(cert *ssh.Certificate, now time.Time, minRemaining time.Duration) Status
 	return st
 }
 
-// OfFile evaluates the certificate file at path. A missing file, or one that holds no OpenPubkey
-// certificate, is Missing; a file that cannot be read is an error.
+// OfFile evaluates the certificate file at path. A missing file (also below a path that is not a
+// directory), or one that holds no OpenPubkey certificate, is Missing; a file that cannot be read
+// is an error.
 func OfFile(path string, now time.Time, minRemaining time.Duration) (Status, error) {
 	cert, err := sshcert.ReadCertFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return Status{State: Missing, Path: path}, nil
 	}
 	if errors.Is(err, sshcert.ErrMalformed) {
@@ -109,11 +111,17 @@ func OfFile(path string, now time.Time, minRemaining time.Duration) (Status, err
 func Best(all []Status) Status {
 	best := Status{State: Missing}
 	for _, s := range all {
-		if rank(s.State) < rank(best.State) || s.State == best.State && s.Remaining > best.Remaining {
+		if Better(s, best) {
 			best = s
 		}
 	}
 	return best
+}
+
+// Better reports whether a is a better certificate than b: a better state, or the same state and
+// longer remaining validity.
+func Better(a, b Status) bool {
+	return rank(a.State) < rank(b.State) || a.State == b.State && a.Remaining > b.Remaining
 }
 
 func rank(s State) int {

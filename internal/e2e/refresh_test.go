@@ -40,7 +40,7 @@ func TestRefreshThroughMatchExec(t *testing.T) {
 	t.Run("key files", func(t *testing.T) {
 		u := newRefreshUser(t, op)
 		// Without the block, ssh offers the expired certificate and sshd refuses it.
-		e.mustBeRefused(t, userAllowed, u.key, "cert_malformed").has(t, "cert has expired")
+		e.mustBeRefused(t, userAllowed, u.key, "cert_expired")
 		u.installBlock(t, op, "--provider", "test")
 		before, _ := os.ReadFile(sshcert.CertPath(u.key))
 
@@ -305,8 +305,8 @@ func TestSilentRefreshThroughMatchExec(t *testing.T) {
 		}
 		// ssh offered yesterday's certificate, which has expired.
 		a := e.logSince(t, from)
-		a.mustAll(t, "deny", "cert_malformed")
-		a.has(t, "cert has expired")
+		a.mustAll(t, "deny", "cert_expired")
+		a.has(t, "certificate expired")
 		if !strings.Contains(errOut, "Could not renew the login without a browser: the OP no longer accepts the refresh token") {
 			t.Fatalf("ssh's stderr does not say why the renewal failed:\n%s", errOut)
 		}

@@ -4,8 +4,11 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -94,27 +97,70 @@ func issue(key crypto.Signer, pkt []byte, identity, issuer string, issuedAt, now
 	return &Login{Identity: identity, Issuer: issuer, Key: key, Cert: cert, ValidBefore: validBefore}, nil
 }
 
-// CheckKeyPath refuses a key path that holds a private key opkssh did not create, before the user
-// spends time in the browser for a key that could not be written.
+// CheckKeyPath makes sure a login can write its key to keyPath, before the user spends time in
+// the browser for a key that could not be stored: the key's directory, or the nearest of its
+// parents that exists (login creates the rest), is a directory that takes new files, and keyPath
+// holds no private key opkssh did not create. It leaves nothing behind.
 func CheckKeyPath(keyPath string) error {
+	dir := filepath.Dir(keyPath)
+	for {
+		fi, err := os.Stat(dir)
+		if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) && filepath.Dir(dir) != dir {
+			dir = filepath.Dir(dir)
+			continue
+		}
+		if err == nil && !fi.IsDir() {
+			err = fmt.Errorf("%s is not a directory", dir)
+		}
+		if err != nil {
+			return fmt.Errorf("cannot write %s: %w. Fix that, or choose another path with --key-file", keyPath, err)
+		}
+		break
+	}
+	probe, err := os.CreateTemp(dir, ".opkssh-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: the directory %s does not take new files (%w). Fix its permissions, or choose another path with --key-file", keyPath, dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return CheckNotForeign(keyPath)
+}
+
+// CheckNotForeign refuses a key path that holds a private key opkssh did not create.
+func CheckNotForeign(keyPath string) error {
 	owned, err := sshcert.OwnedByOpkssh(keyPath)
 	if err != nil {
 		return err
 	}
 	if !owned {
-		return fmt.Errorf("%s already holds a private key that opkssh did not create; it is left untouched. Use --key-file to choose another path, e.g. --key-file %s", keyPath, filepath.Join(filepath.Dir(keyPath), "id_opkssh"))
+		return fmt.Errorf("%s already holds a private key that opkssh did not create; it is left untouched. Use --key-file to choose another path, e.g. --key-file %s (and \"opkssh ssh-config --key-file\" with the same path, so that ssh uses it)", keyPath, filepath.Join(filepath.Dir(keyPath), "id_opkssh"))
 	}
 	return nil
 }
 
-// Save writes the login's key and certificate to keyPath and keyPath-cert.pub. A private key
-// opkssh did not create is never replaced (sshcert.ErrForeignKey).
+// Save writes the login's key and certificate to keyPath and keyPath-cert.pub, and notes the key
+// in the record of the current user's logins (record.go), so that status, "login --if-needed" and
+// logout find it without --key-file. A private key opkssh did not create is never replaced
+// (sshcert.ErrForeignKey). An error wrapping ErrNotRecorded means the files were written but the
+// note was not: the caller warns and goes on.
 func (l *Login) Save(keyPath string) error {
 	if err := sshcert.WriteKeyPair(keyPath, l.Key, l.Cert, l.Comment()); err != nil {
 		if errors.Is(err, sshcert.ErrForeignKey) {
 			return fmt.Errorf("%w; use --key-file to choose another path", err)
 		}
 		return fmt.Errorf("writing the key and certificate: %w", err)
+	}
+	abs, err := filepath.Abs(keyPath)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotRecorded, err)
+	}
+	k, err := UserKeys()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotRecorded, err)
+	}
+	e := RecordEntry{Key: abs, Type: TypeOf(l.Key), Issuer: l.Issuer, Written: time.Now().UTC().Truncate(time.Second)}
+	if err := k.remember(e); err != nil {
+		return fmt.Errorf("%w (%s): %v", ErrNotRecorded, k.RecordPath(), err)
 	}
 	return nil
 }

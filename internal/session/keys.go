@@ -45,9 +45,37 @@ func (k Keys) KeyPaths() []string {
 	return paths
 }
 
-// KeyPaths is keyFile if the user named one, else the default key files of the current user.
-// status and logout ask it, and login writes only through Login.Save: a record of the paths
-// login wrote (so that a --key-file login is found without the flag) belongs between the two.
+// KnownKey is a key file opkssh may have written: a default one, or one the record names.
+type KnownKey struct {
+	Path string
+	Type KeyType
+}
+
+// Known are the key files opkssh may have written for this user: the default ones in KeyTypes
+// order, then those of the record (see record.go), the most recent first.
+func (k Keys) Known() ([]KnownKey, error) {
+	var known []KnownKey
+	seen := map[string]bool{}
+	for _, t := range KeyTypes() {
+		known = append(known, KnownKey{Path: k.KeyPath(t), Type: t})
+		seen[k.KeyPath(t)] = true
+	}
+	recorded, err := k.Recorded()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range recorded {
+		if !seen[e.Key] {
+			seen[e.Key] = true
+			known = append(known, KnownKey{Path: e.Key, Type: e.Type})
+		}
+	}
+	return known, nil
+}
+
+// KeyPaths is keyFile if the user named one, else every key file opkssh may have written for
+// the current user (Keys.Known): the default ones and those login noted in the record. status and
+// logout ask it; login writes only through Login.Save, which keeps the record.
 func KeyPaths(keyFile string) ([]string, error) {
 	if keyFile != "" {
 		return []string{keyFile}, nil
@@ -56,7 +84,15 @@ func KeyPaths(keyFile string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return k.KeyPaths(), nil
+	known, err := k.Known()
+	if err != nil {
+		return nil, err
+	}
+	paths := make([]string, len(known))
+	for i, kk := range known {
+		paths[i] = kk.Path
+	}
+	return paths, nil
 }
 
 // LoginKeyPath is where a login of type t writes its key: keyFile if given, else the default.

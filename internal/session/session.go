@@ -3,14 +3,19 @@
 // code) look at. It knows
 //
 //   - which keys opkssh makes (KeyType, NewKey) and where it keeps them (Keys: ~/.ssh/id_ecdsa and
-//     ~/.ssh/id_ed25519 unless the user names another file);
+//     ~/.ssh/id_ed25519 unless the user names another file), with the record of every key login
+//     wrote (record.go: ~/.ssh/opkssh-logins.json, kept by Login.Save), so that a --key-file
+//     login is found without the flag;
+//   - the current login (FindCurrent, current.go): the one notion of "am I logged in, and where"
+//     that status, "login --if-needed", inspect and ssh-config share, over the key files and the
+//     ssh-agent, and where its renewal goes;
 //   - the certificate a login issues (Issue): its validity window (sshcert.Window), its key ID and
 //     its restrictions;
 //   - the renewal without a browser (Renew): the refresh token kept beside the key, its rotation,
 //     the PK token reassembled with the refreshed ID token, and the certificate reissued;
 //   - which files are opkssh's (Remove, and sshcert.OwnedByOpkssh underneath): a key opkssh did not
 //     create is never replaced nor removed;
-//   - the state of the login (Status, AgentStatus) and the lock that lets one "login --if-needed"
+//   - the state of given certificates (Status, AgentStatus) and the lock that lets one "login --if-needed"
 //     of a key run at a time (Lock).
 //
 // The commands translate flags into these calls and print the results; they hold no key path,
@@ -60,6 +65,17 @@ func (t KeyType) FileName() string {
 		return "id_ed25519"
 	}
 	return "id_ecdsa"
+}
+
+// TypeOf is the type of a key NewKey made (or of its public half).
+func TypeOf(key any) KeyType {
+	if s, ok := key.(crypto.Signer); ok {
+		key = s.Public()
+	}
+	if _, ok := key.(ed25519.PublicKey); ok {
+		return Ed25519
+	}
+	return ECDSA
 }
 
 // NewKey makes a fresh key pair of type t and returns it with its JOSE algorithm.

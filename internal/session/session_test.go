@@ -115,6 +115,7 @@ func login(t *testing.T, op *testop.Server, typ KeyType) (provider.Config, *prov
 }
 
 func TestIssueSaveStatusRemove(t *testing.T) {
+	t.Setenv("HOME", t.TempDir()) // Save notes the key in ~/.ssh's record
 	op := startOP(t, 0)
 	_, _, l := login(t, op, Ed25519)
 	if l.Identity != "alice@example.com" || l.Issuer != op.Issuer() || l.Comment() != "opkssh:alice@example.com" {
@@ -180,6 +181,7 @@ func TestIssueSaveStatusRemove(t *testing.T) {
 }
 
 func TestRenew(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
 	op := startOP(t, 0)
 	cfg, res, l := login(t, op, ECDSA)
 	keyPath := filepath.Join(t.TempDir(), "id_ecdsa")

@@ -18,8 +18,12 @@
 // "%%". OpenSSH 9.2 runs Match exec for "ssh -G" as well, so tools that only query the
 // configuration refresh the certificate too.
 //
-// The block's Match has no settings of its own: it is there for its side effect. "Match all"
-// closes it, so that lines a user later adds below the block are not made conditional on it.
+// The block's Match exec has no settings of its own: it is there for its side effect. A login
+// that keeps a key where ssh does not look by itself (--key-file, e.g. because ~/.ssh/id_ecdsa is
+// the user's own key) adds a second Match for the same hosts, without exec, that names the key
+// and its certificate (IdentityFile, CertificateFile; both add to the user's own, they replace
+// nothing). "Match all" closes the block, so that lines a user later adds below it are not made
+// conditional on it.
 package sshconfig
 
 import (
@@ -51,6 +55,11 @@ type Options struct {
 	Host     string // ssh_config pattern list for "Match host"; "*" if empty
 	Provider string // provider name for "opkssh login"; the configuration's default if empty
 	Agent    bool   // add --agent to the login command
+	// KeyFile, if set, is the absolute path of the private key the login keeps up to date; the
+	// block then also makes ssh use it (IdentityFile and CertificateFile), since ssh does not
+	// look there by itself.
+	KeyFile string
+	KeyType string // add --key-type KeyType to the login command, if set
 }
 
 // Block returns the block for o, ending with a newline.
@@ -62,13 +71,33 @@ func Block(o Options) (string, error) {
 	if err := checkHostPattern(host); err != nil {
 		return "", err
 	}
-	bin, err := shellWord(o.Opkssh)
+	bin, err := shellWord("opkssh path", o.Opkssh, "install opkssh elsewhere or pass --opkssh")
 	if err != nil {
 		return "", err
 	}
 	args := []string{bin, "login", "--if-needed", "--quiet"}
 	if o.Agent {
 		args = append(args, "--agent")
+	}
+	if o.KeyType != "" {
+		if err := checkKeyType(o.KeyType); err != nil {
+			return "", err
+		}
+		args = append(args, "--key-type", o.KeyType)
+	}
+	var identity []string
+	if o.KeyFile != "" {
+		key, err := shellWord("key file", o.KeyFile, "choose another --key-file")
+		if err != nil {
+			return "", err
+		}
+		args = append(args, "--key-file", key)
+		identity = []string{
+			"# Use the key and certificate that this login keeps up to date",
+			"Match host " + host,
+			"  IdentityFile " + configWord(o.KeyFile),
+			"  CertificateFile " + configWord(o.KeyFile+"-cert.pub"),
+		}
 	}
 	if o.Provider != "" {
 		if err := checkProviderName(o.Provider); err != nil {
@@ -77,14 +106,39 @@ func Block(o Options) (string, error) {
 		args = append(args, o.Provider)
 	}
 	command := strings.ReplaceAll(strings.Join(args, " "), "%", "%%")
-	return strings.Join([]string{
+	lines := []string{
 		beginLine,
 		"# Added by opkssh: refresh the certificate before connecting",
 		fmt.Sprintf(`Match host %s exec "%s"`, host, command),
+	}
+	lines = append(lines, identity...)
+	lines = append(lines,
 		"# Ends the Match above: what follows applies to every host again.",
 		"Match all",
 		endLine,
-	}, "\n") + "\n", nil
+	)
+	return strings.Join(lines, "\n") + "\n", nil
+}
+
+// checkKeyType accepts the key types login takes; they need no quoting.
+func checkKeyType(t string) error {
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("key type %q: use ecdsa or ed25519", t)
+		}
+	}
+	return nil
+}
+
+// configWord writes a path that shellWord accepted as one ssh_config argument: ssh expands
+// %-tokens in IdentityFile and CertificateFile, so "%" is doubled, and a path with spaces is
+// double-quoted (it holds no double quote).
+func configWord(path string) string {
+	path = strings.ReplaceAll(path, "%", "%%")
+	if strings.ContainsAny(path, " \t") {
+		return `"` + path + `"`
+	}
+	return path
 }
 
 // checkHostPattern accepts an ssh_config pattern list ("*", "*.example.com,!bastion") that needs
@@ -118,15 +172,16 @@ func checkProviderName(name string) error {
 // shellWord quotes an absolute path for "$SHELL -c" inside the double-quoted ssh_config argument:
 // as it is when it holds only safe characters, else in single quotes. Quotes, backslashes and
 // control characters cannot be written safely through both layers and are refused.
-func shellWord(path string) (string, error) {
+// what names the path in errors and fix says what to do instead.
+func shellWord(what, path, fix string) (string, error) {
 	if !filepath.IsAbs(path) {
-		return "", fmt.Errorf("opkssh path %q is not absolute", path)
+		return "", fmt.Errorf("%s %q is not absolute", what, path)
 	}
 	plain := true
 	for _, r := range path {
 		switch {
 		case r < 0x20 || r == 0x7f || r == '"' || r == '\'' || r == '\\':
-			return "", fmt.Errorf("opkssh path %q holds a quote, backslash or control character that cannot be written into ssh_config; install opkssh elsewhere or pass --opkssh", path)
+			return "", fmt.Errorf("%s %q holds a quote, backslash or control character that cannot be written into ssh_config; %s", what, path, fix)
 		case !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._+,@:=%-", r)):
 			plain = false
 		}

@@ -256,3 +256,49 @@ func content(t *testing.T, path, want string) {
 		t.Errorf("%s holds %q, want %q", path, got, want)
 	}
 }
+
+// A login that keeps its key where ssh does not look by itself names it in the block, for the
+// login and for ssh.
+func TestBlockKeyFile(t *testing.T) {
+	got, err := sshconfig.Block(sshconfig.Options{Opkssh: "/usr/local/bin/opkssh", Provider: "corp", KeyFile: "/home/u/.ssh/id_opkssh", KeyType: "ed25519"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `# BEGIN opkssh (managed by "opkssh ssh-config --install", which replaces this block)
+# Added by opkssh: refresh the certificate before connecting
+Match host * exec "/usr/local/bin/opkssh login --if-needed --quiet --key-type ed25519 --key-file /home/u/.ssh/id_opkssh corp"
+# Use the key and certificate that this login keeps up to date
+Match host *
+  IdentityFile /home/u/.ssh/id_opkssh
+  CertificateFile /home/u/.ssh/id_opkssh-cert.pub
+# Ends the Match above: what follows applies to every host again.
+Match all
+# END opkssh
+`
+	if got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+	got, err = sshconfig.Block(sshconfig.Options{Opkssh: "/bin/opkssh", Host: "*.corp", KeyFile: "/home/my keys/100%/k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		`Match host *.corp exec "/bin/opkssh login --if-needed --quiet --key-file '/home/my keys/100%%/k'"`,
+		"Match host *.corp\n",
+		`  IdentityFile "/home/my keys/100%%/k"`,
+		`  CertificateFile "/home/my keys/100%%/k-cert.pub"`,
+	} {
+		if !strings.Contains(got, line) {
+			t.Errorf("missing %q in:\n%s", line, got)
+		}
+	}
+	for _, o := range []sshconfig.Options{
+		{Opkssh: "/bin/opkssh", KeyFile: "id_opkssh"},
+		{Opkssh: "/bin/opkssh", KeyFile: `/home/"u"/k`},
+		{Opkssh: "/bin/opkssh", KeyType: "ed 25519"},
+	} {
+		if _, err := sshconfig.Block(o); err == nil {
+			t.Errorf("Block(%+v) accepted", o)
+		}
+	}
+}
