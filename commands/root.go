@@ -25,8 +25,19 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
-// NewRoot builds the command tree.
-func NewRoot() *cobra.Command {
+// NewRoot builds the whole command tree, as the man pages and completion scripts describe it.
+func NewRoot() *cobra.Command { return newRoot(nil) }
+
+// newRoot builds the command tree for one run with args. sshd starts "opkssh verify" twice per
+// login, so what only some runs need is left out of the others: the build information behind
+// --version (read only for a development build asked for its version) and the completion
+// functions (only for the shell's __complete requests).
+func newRoot(args []string) *cobra.Command {
+	full := args == nil
+	version := Version
+	if full || wantsVersion(args) {
+		version = buildVersion()
+	}
 	root := &cobra.Command{
 		Use:   "opkssh",
 		Short: "SSH with your OpenID Connect identity instead of long-lived keys",
@@ -46,7 +57,7 @@ On the server (root):
       in sshd_config: sshd asks opkssh for every login`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       buildVersion(),
+		Version:       version,
 	}
 	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd(), newCacheCmd())
 	root.AddCommand(newServerCmd(), newDoctorCmd())
@@ -57,8 +68,20 @@ On the server (root):
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	strictUsage(root)
-	registerCompletions(root)
+	if full || len(args) > 0 && strings.HasPrefix(args[0], cobra.ShellCompRequestCmd) {
+		registerCompletions(root)
+	}
 	return root
+}
+
+// wantsVersion reports whether a run prints the version: --version, -v or the version command.
+func wantsVersion(args []string) bool {
+	for _, a := range args {
+		if a == "--version" || a == "-v" || a == "version" {
+			return true
+		}
+	}
+	return false
 }
 
 // Execute runs the command line and returns the process exit code: 0, 1 when the command failed,
@@ -68,7 +91,10 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 }
 
 func execute(ctx context.Context, interrupted func() bool, args []string, stdout, stderr io.Writer) int {
-	root := NewRoot()
+	if args == nil {
+		args = []string{}
+	}
+	root := newRoot(args)
 	if len(args) > 0 && strings.HasPrefix(args[0], "-Y") {
 		// git runs gpg.ssh.program with ssh-keygen's arguments: "opkssh -Y sign ...".
 		args = append([]string{"git", "ssh-keygen"}, args...)
@@ -91,7 +117,13 @@ func Main() int {
 	// status), so the opener writes to stderr. Set once here, for the whole process, rather than
 	// by a command in the middle of its run.
 	browser.Stdout, browser.Stderr = os.Stderr, os.Stderr
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "verify" {
+		// sshd's AuthorizedKeysCommand: short, bounded by its own timeouts, and sshd ends it by
+		// signal; Ctrl-C handling is for people at a terminal.
+		return execute(context.Background(), func() bool { return false }, args, os.Stdout, os.Stderr)
+	}
 	ctx, interrupted, stop := withInterrupt()
 	defer stop()
-	return execute(ctx, interrupted, os.Args[1:], os.Stdout, os.Stderr)
+	return execute(ctx, interrupted, args, os.Stdout, os.Stderr)
 }
