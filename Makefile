@@ -131,5 +131,6 @@ package-test:
 
 # Whole-process verify latency (cold, warm, OP down), policy scaling, 50 parallel ssh logins, login
 # latency and peak RSS; writes docs/benchmarks.md. Run as root with openssh-server for the sshd part.
+# BASELINE=REV also runs --version and warm verify of REV's opkssh alternately with this tree's.
 bench:
-	$(GO) run ./internal/bench -out docs/benchmarks.md
+	$(GO) run ./internal/bench -out docs/benchmarks.md $(if $(BASELINE),-baseline $(BASELINE))

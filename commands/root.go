@@ -59,12 +59,18 @@ On the server (root):
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newLoginCmd(), newVerifyCmd(), newAddCmd(), newInspectCmd(), newCacheCmd())
-	root.AddCommand(newServerCmd(), newDoctorCmd())
-	root.AddCommand(newProviderCmd(), newStatusCmd())
-	root.AddCommand(newPolicyCmd(), newRemoveCmd())
-	root.AddCommand(newLogoutCmd(), newSSHConfigCmd(), newVersionCmd())
-	root.AddCommand(newSignCmd(), newVerifySignatureCmd(), newGitCmd())
+	// A run that names a command builds only that one (sshd starts "opkssh verify" twice per login,
+	// and the other commands' flags, defaults and help would only cost it start-up time), and
+	// --version none; help, completion and unknown commands get the whole tree.
+	switch ctor, named := commandByName[firstArg(args)]; {
+	case !full && named:
+		root.AddCommand(ctor())
+	case !full && (firstArg(args) == "--version" || firstArg(args) == "-v"):
+	default:
+		for _, name := range commandNames {
+			root.AddCommand(commandByName[name]())
+		}
+	}
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	strictUsage(root)
@@ -72,6 +78,24 @@ On the server (root):
 		registerCompletions(root)
 	}
 	return root
+}
+
+// commandNames are the top-level commands in the order help lists them; commandByName builds each.
+var (
+	commandNames  = []string{"login", "verify", "add", "inspect", "cache", "server", "doctor", "provider", "status", "policy", "remove", "logout", "ssh-config", "version", "sign", "verify-signature", "git"}
+	commandByName = map[string]func() *cobra.Command{
+		"login": newLoginCmd, "verify": newVerifyCmd, "add": newAddCmd, "inspect": newInspectCmd, "cache": newCacheCmd,
+		"server": newServerCmd, "doctor": newDoctorCmd, "provider": newProviderCmd, "status": newStatusCmd,
+		"policy": newPolicyCmd, "remove": newRemoveCmd, "logout": newLogoutCmd, "ssh-config": newSSHConfigCmd,
+		"version": newVersionCmd, "sign": newSignCmd, "verify-signature": newVerifySignatureCmd, "git": newGitCmd,
+	}
+)
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }
 
 // wantsVersion reports whether a run prints the version: --version, -v or the version command.
@@ -94,11 +118,11 @@ func execute(ctx context.Context, interrupted func() bool, args []string, stdout
 	if args == nil {
 		args = []string{}
 	}
-	root := newRoot(args)
 	if len(args) > 0 && strings.HasPrefix(args[0], "-Y") {
 		// git runs gpg.ssh.program with ssh-keygen's arguments: "opkssh -Y sign ...".
 		args = append([]string{"git", "ssh-keygen"}, args...)
 	}
+	root := newRoot(args)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

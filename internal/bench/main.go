@@ -36,9 +36,10 @@ func main() {
 	out := flag.String("out", "docs/benchmarks.md", "report file")
 	runs := flag.Int("runs", 60, "runs per latency measurement")
 	only := flag.String("only", "", "comma-separated steps to run (login always runs first); default all: "+strings.Join(stepNames, ","))
+	baselineRev := flag.String("baseline", "", "git revision to compare --version and warm verify with, run alternately (step baseline)")
 	flag.Parse()
 	os.Exit(sandbox.Main(sandbox.Defaults(), func(error) int {
-		if err := run(*out, *runs, *only); err != nil {
+		if err := run(*out, *runs, *only, *baselineRev); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}
@@ -57,10 +58,14 @@ type bench struct {
 	report               strings.Builder
 }
 
-// stepNames are the report's sections, in order.
-var stepNames = []string{"login", "verify", "ci", "op-down", "scaling", "rss", "sshd"}
+// shipLDFlags are make build's linker flags: stripped, with a version set (a development build
+// without one reads its build information to print --version).
+const shipLDFlags = "-s -w -X github.com/opkssh-team/opkssh/commands.Version=bench"
 
-func run(out string, runs int, only string) error {
+// stepNames are the report's sections, in order.
+var stepNames = []string{"login", "verify", "baseline", "ci", "op-down", "scaling", "rss", "sshd"}
+
+func run(out string, runs int, only, baselineRev string) error {
 	dir, err := os.MkdirTemp("", "opkssh-bench-")
 	if err != nil {
 		return err
@@ -69,7 +74,7 @@ func run(out string, runs int, only string) error {
 	os.Chmod(dir, 0o755)
 	b := &bench{dir: dir, bin: filepath.Join(dir, "opkssh"), browserDir: filepath.Join(dir, "browser"), runs: runs}
 	for _, t := range [][2]string{{b.bin, "./cmd/opkssh"}, {filepath.Join(b.browserDir, "xdg-open"), "./internal/testop/fakebrowser"}} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", t[0], t[1])
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", shipLDFlags, "-o", t[0], t[1])
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build ships it
 		if o, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", t[1], err, o)
@@ -88,6 +93,12 @@ func run(out string, runs int, only string) error {
 	}{
 		{"login", b.login},
 		{"verify", b.verifyLatency},
+		{"baseline", func() error {
+			if baselineRev == "" {
+				return nil
+			}
+			return b.baseline(baselineRev)
+		}},
 		{"ci", b.ciVerify},
 		{"op-down", b.opDown},
 		{"scaling", b.scaling},
