@@ -357,14 +357,19 @@ func withHint(err error, hint string) error { return fmt.Errorf("%w; %s", err, h
 
 // stillLoggedIn is --if-needed: it finds the current login that q describes (session.FindCurrent,
 // the same as "opkssh status") and reports whether it remains valid for longer than
-// --min-remaining. With --agent, a valid certificate file missing from the agent (say, after the
-// agent restarted) is loaded into it without a new login.
+// --min-remaining. With --agent, only key files count, and a valid certificate file missing from
+// the agent (say, after the agent restarted) is loaded into it without a new login.
 func stillLoggedIn(out io.Writer, f loginFlags, q session.Query, sock string) (session.Current, bool, error) {
 	ids, name, err := agentIdentities(sock, f.agentOnly)
 	if err != nil {
 		return session.Current{}, false, err
 	}
 	q.Agent, q.AgentName, q.Now = ids, name, time.Now()
+	if f.agent && !f.agentOnly {
+		// --agent keeps a key file and mirrors it into the agent: the login to keep is a file's,
+		// and an --agent-only identity in the agent does not stand for one.
+		q.Agent = nil
+	}
 	cur, err := session.FindCurrent(q)
 	if err != nil || cur.State != certstatus.Valid {
 		return cur, false, err
