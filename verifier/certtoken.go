@@ -85,35 +85,15 @@ func VerifyCertToken(ctx context.Context, cert *ssh.Certificate, opts CertTokenO
 		return nil, deny(ReasonClaimsMalformed, err)
 	}
 	id.Issuer, id.Subject, id.Email = claimString(claims, "iss"), claimString(claims, "sub"), claimString(claims, "email")
-	prov, concreteIssuer, ok := opts.Policy.ProviderForToken(id.Issuer, claimString(claims, "tid"))
-	if !ok {
-		return nil, deny(ReasonUnknownIssuer, fmt.Errorf("issuer %q is not a trusted provider%s", clip(id.Issuer), tenantNote(claims)))
+	prov, idv, err := checkPKToken(ctx, opts.Policy, opts.Keys, cert, pkt, claims)
+	if prov != nil {
+		id.Provider = prov.Name
 	}
-	id.Provider = prov.Name
-	if perr := opts.Policy.Broken[prov.Name]; perr != nil {
-		return nil, deny(ReasonProviderBroken, fmt.Errorf("provider %s is disabled by a policy error: %w", prov.Name, perr))
+	if idv != nil {
+		id.Keys = idv.keyInfo
 	}
-	cic, err := pkt.GetCicValues()
 	if err != nil {
-		return nil, deny(ReasonPKTokenMalformed, err)
-	}
-	if err := sameKey(pkt, cert); err != nil {
-		return nil, deny(ReasonKeyMismatch, err)
-	}
-	if err := verifyCICSignature(pkt); err != nil {
-		return nil, deny(ReasonCICSignature, err)
-	}
-	keyProv := prov
-	if concreteIssuer != prov.Issuer {
-		cp := *prov
-		cp.Issuer = concreteIssuer
-		keyProv = &cp
-	}
-	idv := &idTokenVerifier{provider: keyProv, match: prov, keys: opts.Keys}
-	err = idv.VerifyIDToken(ctx, pkt.OpToken, cic)
-	id.Keys = idv.keyInfo
-	if err != nil {
-		return nil, deny(reasonOf(err, ReasonTokenInvalid), err)
+		return nil, err
 	}
 	id.Claims = claims
 	id.IssuedAt, _ = claimTime(claims, "iat")

@@ -138,37 +138,13 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	if err != nil {
 		return fail(ReasonPolicyError, err)
 	}
-	prov, concreteIssuer, ok := pol.ProviderForToken(res.Issuer, claimString(claims, "tid"))
-	if !ok {
-		return fail(ReasonUnknownIssuer, fmt.Errorf("no provider in the policy has issuer %q%s", clip(res.Issuer), tenantNote(claims)))
+	prov, idv, err := checkPKToken(ctx, pol, opts.Keys, cert, pkt, claims)
+	if prov != nil {
+		res.Provider = prov.Name
 	}
-	res.Provider = prov.Name
-	if perr := pol.Broken[prov.Name]; perr != nil {
-		return fail(ReasonProviderBroken, fmt.Errorf("provider %s is disabled by a policy error: %w", prov.Name, perr))
+	if idv != nil {
+		res.Keys = idv.keyInfo
 	}
-
-	cic, err := pkt.GetCicValues()
-	if err != nil {
-		return fail(ReasonPKTokenMalformed, err)
-	}
-	// Cheapest first: the committed key must be the certificate's, whose size sshcert.Parse
-	// bounded, before any signature is checked with it.
-	if err := sameKey(pkt, cert); err != nil {
-		return fail(ReasonKeyMismatch, err)
-	}
-	if err := verifyCICSignature(pkt); err != nil {
-		return fail(ReasonCICSignature, err)
-	}
-	// The keys are the concrete issuer's: for a multi-tenant template, the token's own tenant.
-	keyProv := prov
-	if concreteIssuer != prov.Issuer {
-		cp := *prov
-		cp.Issuer = concreteIssuer
-		keyProv = &cp
-	}
-	idv := &idTokenVerifier{provider: keyProv, match: prov, keys: opts.Keys}
-	err = idv.VerifyIDToken(ctx, pkt.OpToken, cic)
-	res.Keys = idv.keyInfo
 	if err != nil {
 		return fail(reasonOf(err, ReasonTokenInvalid), err)
 	}
@@ -204,6 +180,43 @@ func decide(ctx context.Context, opts Options, req Request) Result {
 	res.Detail = fmt.Sprintf("allowed by rule at %s", d.Rule.Pos)
 	res.Line = authorizedKeysLine(certPrincipal, d.Rule.Options, cert.SignatureKey)
 	return res
+}
+
+// checkPKToken is what a login and a signature check have in common: the PK token's provider in
+// the policy (not broken), the commitment of the token to the certificate's key (before any
+// signature is checked with it), the client's signature, then the OP's signature with the keys of
+// the token's concrete issuer (for a multi-tenant template, the token's own tenant), issuer,
+// audience and nonce. A failure is a denial carrying its reason. prov is returned once known and
+// idv once the OP's keys were asked for, so that the caller can log them even on a denial.
+func checkPKToken(ctx context.Context, pol *policy.Policy, keys KeySource, cert *ssh.Certificate, pkt *pktoken.PKToken, claims policy.Claims) (prov *policy.Provider, idv *idTokenVerifier, err error) {
+	prov, concreteIssuer, ok := pol.ProviderForToken(claimString(claims, "iss"), claimString(claims, "tid"))
+	if !ok {
+		return nil, nil, deny(ReasonUnknownIssuer, fmt.Errorf("no provider in the policy has issuer %q%s", clip(claimString(claims, "iss")), tenantNote(claims)))
+	}
+	if perr := pol.Broken[prov.Name]; perr != nil {
+		return prov, nil, deny(ReasonProviderBroken, fmt.Errorf("provider %s is disabled by a policy error: %w", prov.Name, perr))
+	}
+	cic, err := pkt.GetCicValues()
+	if err != nil {
+		return prov, nil, deny(ReasonPKTokenMalformed, err)
+	}
+	if err := sameKey(pkt, cert); err != nil {
+		return prov, nil, deny(ReasonKeyMismatch, err)
+	}
+	if err := verifyCICSignature(pkt); err != nil {
+		return prov, nil, deny(ReasonCICSignature, err)
+	}
+	keyProv := prov
+	if concreteIssuer != prov.Issuer {
+		cp := *prov
+		cp.Issuer = concreteIssuer
+		keyProv = &cp
+	}
+	idv = &idTokenVerifier{provider: keyProv, match: prov, keys: keys}
+	if err := idv.VerifyIDToken(ctx, pkt.OpToken, cic); err != nil {
+		return prov, idv, deny(reasonOf(err, ReasonTokenInvalid), err)
+	}
+	return prov, idv, nil
 }
 
 // authorizedKeysLine renders the single line sshd reads. principal has been validated; options
