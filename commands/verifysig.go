@@ -86,7 +86,7 @@ func runVerifySignature(cmd *cobra.Command, f verifySigFlags, file string) error
 			return err
 		}
 	}
-	armored, err := readLimited(f.sigFile, maxSigFile)
+	armored, err := signing.ReadFile(f.sigFile, maxSigFile)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func signatureTrust(issuer, clientID, policyFile, principal string, jwksFiles []
 	case policyFile != "" && (issuer != "" || clientID != ""):
 		return trust, errors.New("give either --policy or --issuer with --client-id, not both")
 	case policyFile != "":
-		data, err := readLimited(policyFile, 4<<20)
+		data, err := signing.ReadFile(policyFile, 4<<20)
 		if err != nil {
 			return trust, err
 		}
@@ -164,22 +164,6 @@ func signatureTrust(issuer, clientID, policyFile, principal string, jwksFiles []
 	}
 	trust.Keys = signing.DefaultKeys(cacheDir)
 	return trust, nil
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	data, err := io.ReadAll(io.LimitReader(fh, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
 }
 
 func printSignature(w io.Writer, r *signing.Result) {

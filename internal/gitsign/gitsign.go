@@ -317,17 +317,5 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	if path == "" {
 		return nil, errors.New("missing -s SIGNATURE_FILE")
 	}
-	fh, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	data, err := io.ReadAll(io.LimitReader(fh, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return data, nil
+	return signing.ReadFile(path, limit)
 }
