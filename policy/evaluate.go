@@ -64,16 +64,10 @@ func (p *Policy) EvaluateFrom(principal, providerName string, c Claims, from net
 	if !ok {
 		return deny(ReasonUnknownProvider, fmt.Sprintf("provider %q is not defined", providerName))
 	}
-	m := matcher{prov: prov, claims: c, forDeny: true, from: from.Unmap(), principal: principal}
-	for _, id := range p.Deny {
-		if id.Provider != "" && id.Provider != providerName {
-			continue
-		}
-		if ok, _ := m.match(id); ok {
-			return deny(ReasonDenyList, fmt.Sprintf("deny entry at %s (%s) matches", id.Pos, id))
-		}
+	m := matcher{prov: prov, claims: c, from: from.Unmap(), principal: principal}
+	if d, denied := p.denyList(m, providerName); denied {
+		return d
 	}
-	m.forDeny = false
 
 	d := Decision{Reason: ReasonNoRule}
 	for i := range p.Rules {
@@ -197,6 +191,21 @@ func malformedEmail(e string) string {
 }
 
 const errUnverified = "token email is not verified (email_verified is not true)"
+
+// denyList checks the deny entries that apply to providerName. A deny entry errs towards matching
+// (matcher.forDeny): a claim it cannot read cannot show the person is not the one denied.
+func (p *Policy) denyList(m matcher, providerName string) (Decision, bool) {
+	m.forDeny = true
+	for _, id := range p.Deny {
+		if id.Provider != "" && id.Provider != providerName {
+			continue
+		}
+		if ok, _ := m.match(id); ok {
+			return deny(ReasonDenyList, fmt.Sprintf("deny entry at %s (%s) matches", id.Pos, id)), true
+		}
+	}
+	return Decision{}, false
+}
 
 // match reports whether id matches, and if not, why.
 func (m matcher) match(id Identity) (bool, string) {

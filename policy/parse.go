@@ -313,21 +313,9 @@ func (p *parser) rule(n *yaml.Node, field string) (Rule, bool) {
 	}
 	before := len(p.errs.errs) + p.errs.dropped
 	p.rulePrincipals(m, &r, field)
-	if e, ok := m["provider"]; !ok {
-		p.errs.add(r.Pos, field, "missing provider; name the provider whose tokens this rule accepts, e.g. provider: corp")
-	} else if s, ok := p.str(p.errs, e.val, field+".provider"); ok {
-		r.Provider = s
-		p.frag.refs = append(p.frag.refs, providerRef{s, p.pos(e.val), field + ".provider"})
-	}
-	if e, ok := m["identities"]; !ok {
-		p.errs.add(r.Pos, field, "missing identities; list who may log in, e.g. identities: [{email: alice@example.com}]")
-	} else if p.nonEmptyList(p.errs, e.val, field+".identities") {
-		for i, c := range e.val.Content {
-			if id, ok := p.identity(c, fmt.Sprintf("%s.identities[%d]", field, i), false); ok {
-				r.Identities = append(r.Identities, id)
-			}
-		}
-	}
+	r.Provider, r.Identities = p.providerAndIdentities(m, r.Pos, field,
+		"missing provider; name the provider whose tokens this rule accepts, e.g. provider: corp",
+		"missing identities; list who may log in, e.g. identities: [{email: alice@example.com}]")
 	if e, ok := m["require"]; ok {
 		r.RequireAMR, r.RequireFrom = p.require(e.val, field+".require")
 	}
@@ -339,6 +327,30 @@ func (p *parser) rule(n *yaml.Node, field string) (Rule, bool) {
 		r.Comment = e.val.Value
 	}
 	return r, len(p.errs.errs)+p.errs.dropped == before
+}
+
+// providerAndIdentities reads the provider and identities of a rule or a signers entry: the
+// provider is recorded as a reference that merge checks, each identity as in a rule. The two
+// messages say what to add when one is missing.
+func (p *parser) providerAndIdentities(m map[string]entry, pos Position, field, noProvider, noIdentities string) (string, []Identity) {
+	var prov string
+	var ids []Identity
+	if e, ok := m["provider"]; !ok {
+		p.errs.add(pos, field, "%s", noProvider)
+	} else if s, ok := p.str(p.errs, e.val, field+".provider"); ok {
+		prov = s
+		p.frag.refs = append(p.frag.refs, providerRef{s, p.pos(e.val), field + ".provider"})
+	}
+	if e, ok := m["identities"]; !ok {
+		p.errs.add(pos, field, "%s", noIdentities)
+	} else if p.nonEmptyList(p.errs, e.val, field+".identities") {
+		for i, c := range e.val.Content {
+			if id, ok := p.identity(c, fmt.Sprintf("%s.identities[%d]", field, i), false); ok {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return prov, ids
 }
 
 func (p *parser) require(n *yaml.Node, field string) ([]string, []netip.Prefix) {

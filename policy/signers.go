@@ -33,21 +33,9 @@ func (p *parser) signer(n *yaml.Node, field string) (Signer, bool) {
 		return s, false
 	}
 	before := len(p.errs.errs) + p.errs.dropped
-	if e, ok := m["provider"]; !ok {
-		p.errs.add(s.Pos, field, "missing provider; name the provider whose tokens vouch for the signers, e.g. provider: corp")
-	} else if v, ok := p.str(p.errs, e.val, field+".provider"); ok {
-		s.Provider = v
-		p.frag.refs = append(p.frag.refs, providerRef{v, p.pos(e.val), field + ".provider"})
-	}
-	if e, ok := m["identities"]; !ok {
-		p.errs.add(s.Pos, field, "missing identities; list whose signatures are accepted, e.g. identities: [{email: alice@example.com}]")
-	} else if p.nonEmptyList(p.errs, e.val, field+".identities") {
-		for i, c := range e.val.Content {
-			if id, ok := p.identity(c, fmt.Sprintf("%s.identities[%d]", field, i), false); ok {
-				s.Identities = append(s.Identities, id)
-			}
-		}
-	}
+	s.Provider, s.Identities = p.providerAndIdentities(m, s.Pos, field,
+		"missing provider; name the provider whose tokens vouch for the signers, e.g. provider: corp",
+		"missing identities; list whose signatures are accepted, e.g. identities: [{email: alice@example.com}]")
 	if e, ok := m["namespaces"]; ok {
 		s.Namespaces, _ = p.strList(p.errs, e.val, field+".namespaces")
 	}
@@ -71,16 +59,10 @@ func (p *Policy) EvaluateSigner(providerName, namespace string, c Claims) Decisi
 	if !ok {
 		return deny(ReasonUnknownProvider, fmt.Sprintf("provider %q is not defined", providerName))
 	}
-	m := matcher{prov: prov, claims: c, forDeny: true}
-	for _, id := range p.Deny {
-		if id.Provider != "" && id.Provider != providerName {
-			continue
-		}
-		if ok, _ := m.match(id); ok {
-			return deny(ReasonDenyList, fmt.Sprintf("deny entry at %s (%s) matches", id.Pos, id))
-		}
+	m := matcher{prov: prov, claims: c}
+	if d, denied := p.denyList(m, providerName); denied {
+		return d
 	}
-	m.forDeny = false
 	d := Decision{Reason: ReasonNoRule}
 	for i := range p.Signers {
 		s := &p.Signers[i]
