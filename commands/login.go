@@ -165,18 +165,9 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 	if agentFromFile {
 		f.agent = true
 	}
-	keyType, err := session.ParseKeyType(f.keyType)
+	keyType, keyPath, err := loginTarget(&f)
 	if err != nil {
 		return err
-	}
-	var keyPath string // stays empty with --agent-only: nothing is written
-	if f.agentOnly {
-		if f.keyFile != "" {
-			return errors.New("--key-file and --agent-only do not go together: --agent-only writes no file")
-		}
-		f.agent = true
-	} else if keyPath, err = session.LoginKeyPath(f.keyFile, keyType); err != nil {
-		return withHint(err, "pass --key-file")
 	}
 	out := cmd.OutOrStdout()
 	if f.quiet {
@@ -335,6 +326,27 @@ func runLogin(cmd *cobra.Command, f loginFlags, args []string) error {
 		fmt.Fprintln(out, "Wrote no file (--agent-only): the key exists only in the ssh-agent.")
 	}
 	return nil
+}
+
+// loginTarget reads --key-type and where the login goes: keyPath stays empty with --agent-only
+// (nothing is written; it implies --agent), else --key-file or the default key file of the type.
+func loginTarget(f *loginFlags) (session.KeyType, string, error) {
+	keyType, err := session.ParseKeyType(f.keyType)
+	if err != nil {
+		return "", "", err
+	}
+	if f.agentOnly {
+		if f.keyFile != "" {
+			return "", "", errors.New("--key-file and --agent-only do not go together: --agent-only writes no file")
+		}
+		f.agent = true
+		return keyType, "", nil
+	}
+	keyPath, err := session.LoginKeyPath(f.keyFile, keyType)
+	if err != nil {
+		return "", "", withHint(err, "pass --key-file")
+	}
+	return keyType, keyPath, nil
 }
 
 // saveLogin writes the login's key files (session.Login.Save); a key that could not be noted in

@@ -29,18 +29,9 @@ func runCILogin(cmd *cobra.Command, f loginFlags) error {
 	if !f.ci {
 		return errors.New("--id-token-env is for --ci in GitLab CI")
 	}
-	keyType, err := session.ParseKeyType(f.keyType)
+	keyType, keyPath, err := loginTarget(&f)
 	if err != nil {
 		return err
-	}
-	var keyPath string
-	if f.agentOnly {
-		if f.keyFile != "" {
-			return errors.New("--key-file and --agent-only do not go together: --agent-only writes no file")
-		}
-		f.agent = true
-	} else if keyPath, err = session.LoginKeyPath(f.keyFile, keyType); err != nil {
-		return withHint(err, "pass --key-file")
 	}
 	fl := cmd.Flags()
 	restrict, err := session.ParseRestrictions(f.forceCommand, f.sourceAddress, fl.Changed("force-command"), fl.Changed("source-address"))
