@@ -1,7 +1,8 @@
-// Package trustfile reads the files that decide who may log in — pinned keys, extra CA roots —
-// under the rules sshd applies to its own: the file and every directory above it are owned by a
-// trusted user (root, or an owner the administrator named) and writable by nobody else. Whoever
-// could write any of them could put their own key there and log in as anyone.
+// Package trustfile reads the files that decide who may log in — pinned keys, extra CA roots, and
+// the directories above the policy — under the rules sshd applies to its own: the file and every
+// directory above it are owned by a trusted user (root, or an owner the administrator named) and
+// writable by nobody else. Whoever could write any of them could put their own key there and log in
+// as anyone.
 //
 // The path is resolved once (symbolic links are allowed where trusted users put them), then
 // walked from / one directory at a time through open descriptors, and each step is checked with
